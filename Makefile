@@ -1,0 +1,32 @@
+# dl2424 — the commands a user types. `make demo` and `make test` work from a fresh clone.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DL     := $(VENV)/bin/dl2424
+# Use the course datasets beside the project when they are there (development copy).
+DL2424_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
+export DL2424_DATA_DIR
+
+.PHONY: install test demo bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
+	touch $@
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: install
+	$(DL) train configs/cifar_a2_cyclic_1.yaml
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check dl2424 tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

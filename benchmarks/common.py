@@ -1,0 +1,44 @@
+"""Shared timing helpers for the benchmark scripts (run by `make bench`)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
+    """Median over `repeats` of the mean time of `number` calls, in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number * 1e3)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
+    """The machine's practical matmul peak: best of a few n x n x n products."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    b = a.copy()
+    a @ b
+    best = min(_time(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def torch_or_none():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch

@@ -1,0 +1,36 @@
+"""Write files so that a reader (or a crash) never sees half of one: temp file + rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w", fsync: bool = True):
+    """Yield a file object; on success it replaces `path` in one rename, else vanishes."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path, text: str, fsync: bool = True) -> None:
+    with atomic_open(path, "w", fsync) as f:
+        f.write(text)
+
+
+def write_json(path: Path, obj, fsync: bool = True) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", fsync)

@@ -1,0 +1,55 @@
+"""The `dl2424` command line. Commands parse, call one function, print with rich."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import UserError
+
+app = typer.Typer(
+    name="dl2424",
+    help="Train and study small NumPy neural networks from YAML experiment configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn a UserError into one clear message on stderr and exit status 2."""
+    try:
+        yield
+    except UserError as e:
+        for line in str(e).splitlines():
+            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(UserError.exit_code) from None
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"dl2424 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+):
+    """Train and study small NumPy neural networks from YAML experiment configs."""
+
+
+def run():  # console-script entry point
+    sys.exit(app())
+
+
+# Each module below adds its commands to `app`.
+from . import data_cmd, names_cmd, train_cmd  # noqa: E402,F401

@@ -1,0 +1,135 @@
+"""`train` and `gradcheck`."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .. import experiment
+from ..build import build
+from ..config import load_experiment
+from ..data.paths import resolve_data_dir
+from ..errors import UserError
+from ..experiment import RunFailed, RunInterrupted
+from ..gradcheck import check_experiment
+from ..rundir import RUNS_DIR
+from ..trainer import StopFlag
+from . import app, console, err_console, user_errors
+from .progress import RichReporter
+
+Overrides = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a config value: dotted.key=value (value parsed as YAML).")]
+DataDir = Annotated[Optional[Path], typer.Option(
+    help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")]
+RunsDir = Annotated[Path, typer.Option(help="Where run folders go.")]
+
+
+def _print_summary(run: Path, summary: dict) -> None:
+    t = Table(title=f"{summary['name']}: {summary['status']}", show_header=True)
+    t.add_column("metric")
+    t.add_column("final", justify="right")
+    t.add_column("best val", justify="right")
+    final, best = summary.get("final") or {}, summary.get("best") or {}
+    for k in ("step", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc"):
+        fmt = (lambda v: str(v)) if k == "step" else (lambda v: f"{v:.4f}")
+        t.add_row(k, fmt(final[k]) if k in final else "", fmt(best[k]) if k in best else "")
+    if "test" in summary:
+        t.add_row("test_acc", f"{summary['test']['acc']:.4f}",
+                  f"{summary['test_at_best']['acc']:.4f}" if "test_at_best" in summary else "")
+    console.print(t)
+    console.print(f"wall time {summary['wall_time_s']:.1f} s; run folder: [bold]{run}[/]")
+
+
+def _install_signal_handlers(stop: StopFlag):
+    def handler(signum, frame):
+        if stop.signum is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        stop.signum = signum
+        err_console.print(f"\nsignal {signum}: finishing the current update and saving a "
+                          "checkpoint (send again to abort at once)")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file.")] = None,
+    set_: Overrides = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue the run in this folder from its last checkpoint.")] = None,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = RUNS_DIR,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+):
+    """Train a model from an experiment config; results go to runs/<time>-<name>/."""
+    stop = StopFlag()
+    reporter = RichReporter(console, quiet)
+    with user_errors():
+        if resume is None and config is None:
+            raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
+        if resume is not None and (config is not None or set_):
+            raise UserError("--resume uses the config stored in the run folder; "
+                            "do not give CONFIG or --set with it")
+        root = resolve_data_dir(data_dir)
+        _install_signal_handlers(stop)
+        try:
+            if resume is not None:
+                run, summary = experiment.resume(resume, root, reporter, stop)
+            else:
+                exp = load_experiment(config, set_ or [])
+                run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
+        except RunFailed as e:
+            reporter.close()
+            err_console.print(f"[bold red]run failed:[/] {e}. The last good checkpoint is in "
+                              f"{e.run}", highlight=False)
+            raise typer.Exit(1) from None
+        except RunInterrupted as e:
+            reporter.close()
+            err_console.print(f"interrupted at step {e.summary['steps']}; checkpoint saved. "
+                              f"Resume with: dl2424 train --resume {e.run}", highlight=False)
+            raise typer.Exit(128 + e.signum) from None
+        finally:
+            reporter.close()
+    _print_summary(run, summary)
+
+
+@app.command()
+def gradcheck(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Overrides = None,
+    n: Annotated[int, typer.Option("--n", help="Examples in the batch.")] = 2,
+    dims: Annotated[int, typer.Option(
+        help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
+    method: Annotated[str, typer.Option(
+        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = "centred",
+    h: Annotated[float, typer.Option("--h", help="Finite-difference step.")] = 1e-5,
+    tol: Annotated[float, typer.Option(help="Largest acceptable relative error.")] = 1e-6,
+    eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
+    max_entries: Annotated[Optional[int], typer.Option(
+        help="Check at most this many random entries per parameter.")] = None,
+    data_dir: DataDir = None,
+):
+    """Compare analytic gradients of the cost with finite differences, per parameter."""
+    with user_errors():
+        if method not in ("centred", "forward"):
+            raise UserError(f"--method: {method!r} is not one of centred, forward")
+        exp = load_experiment(config, set_ or [])
+        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
+        setup = build(exp, resolve_data_dir(data_dir))
+        checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
+                                        method=method, tol=tol, eps=eps,
+                                        max_entries=max_entries)
+    t = Table(title=f"gradient check: {what}; {method} differences, h={h:g}")
+    for col in ("param", "shape", "checked", "max |a-n|", "max rel err", f"≤ {tol:g}"):
+        t.add_column(col, justify="left" if col == "param" else "right")
+    for c in checks:
+        t.add_row(c.name, "×".join(map(str, c.shape)), str(c.checked), f"{c.max_abs:.3e}",
+                  f"{c.max_rel:.3e}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
+    console.print(t)
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)

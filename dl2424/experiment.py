@@ -1,0 +1,125 @@
+"""One training run from start to finish: folder, training, summary — or resume one."""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, checkpoint, rundir
+from .atomic import write_json
+from .build import Setup, build
+from .config import Experiment, validate
+from .data.bundle import DataInfo
+from .errors import UserError
+from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer
+
+
+def versions() -> dict:
+    return {"dl2424": __version__, "python": platform.python_version(),
+            "numpy": np.__version__}
+
+
+def _summary(trainer: Trainer, status: str, started: float, wall: float, steps_run: int,
+             error: str | None = None, test: dict | None = None, previous: dict | None = None):
+    s = trainer.s
+    summary = {
+        "name": s.exp.name, "status": status,
+        "dataset": s.exp.data.type, "model": s.exp.model.type,
+        "started": (previous or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                                  time.localtime(started))),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None,
+        "wall_time_s": round(wall, 3),
+        "steps": trainer.step, "total_steps": s.total_steps,
+        "steps_per_sec": round(steps_run / wall, 2) if wall > 0 and steps_run else None,
+        "n_params": s.model.n_params(), "seed": s.exp.seed, "config_hash": s.exp.digest(),
+        "final": trainer.rows[-1] if trainer.rows else None, "best": trainer.best,
+        "skipped_batches": trainer.skipped,
+        "host": socket.gethostname(), "versions": versions(), "error": error,
+    }
+    summary |= test or {}
+    return summary
+
+
+def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = None) -> dict:
+    """Train to the end; always leave a summary.json that says how it ended."""
+    started = time.time()
+    t0, step0 = time.perf_counter(), trainer.step
+    wall_before = (previous or {}).get("wall_time_s", 0.0)
+
+    def finish(status, error=None, test=None):
+        wall = wall_before + time.perf_counter() - t0
+        summary = _summary(trainer, status, started, wall, trainer.step - step0, error, test,
+                           previous)
+        rundir.write_summary(run, summary)
+        return summary
+
+    finish("running")
+    try:
+        trainer.fit()
+    except Diverged as e:
+        summary = finish("failed", f"diverged: {e}")
+        raise RunFailed(run, summary) from None
+    except Interrupted as e:
+        summary = finish("interrupted", str(e))
+        raise RunInterrupted(run, summary, e.signum) from None
+    except BaseException as e:  # noqa: BLE001 — record, then let it propagate
+        finish("failed", f"{type(e).__name__}: {e}")
+        raise
+    summary = finish("completed", test=trainer.test_metrics())
+    trainer.reporter.on_end(summary)
+    return summary
+
+
+class RunFailed(Exception):
+    def __init__(self, run: Path, summary: dict):
+        super().__init__(summary.get("error"))
+        self.run, self.summary = run, summary
+
+
+class RunInterrupted(Exception):
+    def __init__(self, run: Path, summary: dict, signum: int):
+        super().__init__(summary.get("error"))
+        self.run, self.summary, self.signum = run, summary, signum
+
+
+def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
+          reporter: Reporter | None = None, stop: StopFlag | None = None) -> tuple[Path, dict]:
+    setup = build(exp, data_dir)  # everything that can be wrong with the input fails here
+    run = rundir.create(runs_dir, exp.name)
+    rundir.write_config(run, exp.dump(), overrides)
+    write_json(run / "data.json", setup.data.info.to_json())
+    trainer = Trainer(setup, run, reporter, stop)
+    return run, execute(setup, run, trainer)
+
+
+def load_run_config(run: Path) -> Experiment:
+    if not (run / "config.yaml").is_file():
+        raise UserError(f"{run}: not a run folder (no config.yaml); give a folder under runs/")
+    from .config import read_yaml
+    return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
+
+
+def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
+           stop: StopFlag | None = None) -> tuple[Path, dict]:
+    exp = load_run_config(run)
+    ckpt = checkpoint.load(run / "checkpoint.npz")
+    if ckpt.meta.get("config_hash") != exp.digest():
+        raise UserError(f"{run}: checkpoint was written for another config "
+                        f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
+    previous = rundir.read_summary(run) if (run / "summary.json").is_file() else None
+    if previous and previous.get("status") == "completed":
+        raise UserError(f"{run}: run already completed; nothing to resume")
+    setup = build(exp, data_dir)
+    trainer = Trainer(setup, run, reporter, stop)
+    trainer.resume_from(ckpt)
+    return run, execute(setup, run, trainer, previous)
+
+
+def load_info(run: Path) -> DataInfo:
+    return DataInfo.from_json(json.loads((run / "data.json").read_text()))
+

@@ -1,0 +1,114 @@
+"""Update rules. Each optimizer updates params in place from grads and keeps its own state.
+
+State is a flat dict of arrays keyed "<slot>.<param>" (plus scalars as 0-d arrays), so a
+checkpoint can store it as it is. The learning rate comes from the schedule every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from .registry import OPTIMIZERS, Params
+
+
+class SGDParams(Params):
+    lr: float | None = Field(None, gt=0, description="base learning rate (constant/step schedules)")
+
+
+class MomentumParams(SGDParams):
+    rho: float = Field(0.9, ge=0, lt=1)
+
+
+class AdamParams(SGDParams):
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+
+
+class Optimizer:
+    def __init__(self, p):
+        self.p = p
+        self.state: dict[str, np.ndarray] = {}
+
+    def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
+        k = f"{name}.{key}"
+        if k not in self.state:
+            self.state[k] = np.zeros_like(like)
+        return self.state[k]
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        for k, w in params.items():
+            self.update(k, w, grads[k], w.dtype.type(lr))
+
+    def update(self, key: str, w: np.ndarray, dw: np.ndarray, lr) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    def update(self, key, w, dw, lr):
+        w -= lr * dw
+
+
+class Momentum(Optimizer):
+    # v <- rho v + lr dw; w <- w - v   (A2 2017 hand-out form)
+    def update(self, key, w, dw, lr):
+        v = self.slot("v", key, w)
+        v *= w.dtype.type(self.p.rho)
+        v += lr * dw
+        w -= v
+
+
+class Nesterov(Optimizer):
+    # Sutskever et al. 2013 in the "look-ahead" form of CS231n's optim.py:
+    # v' = rho v - lr dw;  w <- w - rho v + (1 + rho) v'
+    def update(self, key, w, dw, lr):
+        v = self.slot("v", key, w)
+        rho = w.dtype.type(self.p.rho)
+        v_prev = v.copy()
+        v *= rho
+        v -= lr * dw
+        w += (1 + rho) * v - rho * v_prev
+
+
+class Adam(Optimizer):
+    # Kingma & Ba 2015, Algorithm 1, bias-corrected moments.
+    def step(self, params, grads, lr):
+        t = self.state.setdefault("t", np.zeros((), dtype=np.int64))
+        t += 1
+        super().step(params, grads, lr)
+
+    def update(self, key, w, dw, lr):
+        m, v = self.slot("m", key, w), self.slot("v", key, w)
+        b1, b2 = self.p.beta1, self.p.beta2
+        t = int(self.state["t"])
+        m *= w.dtype.type(b1)
+        m += w.dtype.type(1 - b1) * dw
+        v *= w.dtype.type(b2)
+        v += w.dtype.type(1 - b2) * dw * dw
+        step = w.dtype.type(lr * np.sqrt(1 - b2**t) / (1 - b1**t))
+        w -= step * m / (np.sqrt(v) + w.dtype.type(self.p.eps))
+
+
+@OPTIMIZERS.register("sgd", SGDParams)
+def sgd(p):
+    """Plain mini-batch gradient descent: w <- w - lr dw."""
+    return SGD(p)
+
+
+@OPTIMIZERS.register("momentum", MomentumParams)
+def momentum(p):
+    """SGD with momentum rho: v <- rho v + lr dw, w <- w - v."""
+    return Momentum(p)
+
+
+@OPTIMIZERS.register("nesterov", MomentumParams)
+def nesterov(p):
+    """Nesterov accelerated gradient with momentum rho."""
+    return Nesterov(p)
+
+
+@OPTIMIZERS.register("adam", AdamParams)
+def adam(p):
+    """Adam (beta1, beta2, eps) with bias correction."""
+    return Adam(p)

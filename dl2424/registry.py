@@ -1,0 +1,95 @@
+"""Name → component registries. Adding a component is one decorated definition in one file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+
+class Params(BaseModel):
+    """Base for a component's parameter model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., Any]
+    params: type[Params]
+    help: str
+
+
+class Registry:
+    """A dict of named factories, each with the pydantic model of its parameters."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, params: type[Params] = Params):
+        def wrap(factory):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            doc = (factory.__doc__ or "").strip().splitlines()
+            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "")
+            return factory
+
+        return wrap
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __getitem__(self, name: str) -> Entry:
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+DATASETS = Registry("dataset")
+MODELS = Registry("model")
+LOSSES = Registry("loss")
+INITS = Registry("initializer")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+SAMPLERS = Registry("sampler")
+
+
+class Spec(BaseModel):
+    """A resolved component: its registered name and its validated parameters."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    type: str
+    params: Params
+
+    def dump(self) -> dict:
+        return {"type": self.type, **self.params.model_dump(mode="json")}
+
+
+def component(registry: Registry):
+    """A pydantic field type: a name, or a mapping with `type:` plus that component's keys.
+
+    Validation errors inside the component's parameters keep their dotted location.
+    """
+
+    def resolve(value):
+        if isinstance(value, Spec):
+            return value
+        if isinstance(value, str):
+            value = {"type": value}
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a {registry.kind} name or a mapping with a 'type' key")
+        value = dict(value)
+        name = value.pop("type", None)
+        choices = ", ".join(registry.names())
+        if name is None:
+            raise ValueError(f"missing 'type' (registered {registry.kind}s: {choices})")
+        if name not in registry:
+            raise ValueError(f"unknown {registry.kind} {name!r}; registered: {choices}")
+        return Spec(type=name, params=registry[name].params.model_validate(value))
+
+    return Annotated[Spec, BeforeValidator(resolve), PlainSerializer(lambda s: s.dump())]

@@ -1,0 +1,91 @@
+"""The run folder: everything a run leaves behind, each file written atomically.
+
+runs/<YYYYmmdd-HHMMSS>-<name>/
+  config.yaml  overrides.yaml  data.json  metrics.csv  summary.json
+  confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv
+  checkpoint.npz (+ .json)  best.npz (+ .json)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .atomic import write_json, write_text
+from .errors import UserError
+
+RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
+
+
+def create(root: Path, name: str, now: float | None = None) -> Path:
+    """Make a new, unique run folder; two runs started in the same second get two folders."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = root / (f"{stamp}-{name}" + (f"-{i}" if i > 1 else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{root}: could not create a unique run folder for {name!r}")
+
+
+def write_config(path: Path, config: dict, overrides: list[str]) -> None:
+    write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text(path / "overrides.yaml", yaml.safe_dump(list(overrides)))
+
+
+def write_rows(file: Path, rows: list[dict]) -> None:
+    """Rewrite a CSV in one atomic step, so it only ever holds complete rows."""
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    write_text(file, buf.getvalue())
+
+
+def read_rows(file: Path) -> list[dict]:
+    """Complete rows of a metrics CSV, values as floats (step as int)."""
+    with open(file, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        if None in r or any(v in (None, "") for v in r.values()):
+            break  # a partial last row (file still being written by an older writer)
+        out.append({k: (int(v) if k == "step" else float(v)) for k, v in r.items()})
+    return out
+
+
+def write_confusion(file: Path, matrix: np.ndarray, class_names: list[str]) -> None:
+    """K x K counts; rows are true classes, columns predictions, both labelled."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["true\\pred", *class_names])
+    for name, row in zip(class_names, matrix, strict=True):
+        w.writerow([name, *(int(v) for v in row)])
+    write_text(file, buf.getvalue(), fsync=False)
+
+
+def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
+    with open(file, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    names = rows[0][1:]
+    return names, np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+
+
+def read_summary(path: Path) -> dict:
+    with open(path / "summary.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    write_json(path / "summary.json", summary)

@@ -1,0 +1,233 @@
+"""The training loop: mini-batches from the sampler, updates from the optimizer, evaluations
+and checkpoints at fixed steps. It owns the loop, nothing else (CS231n's Solver)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, rundir
+from .build import Setup
+from .rng import LazyGenerator, Stream, generator
+
+
+class Diverged(Exception):
+    """Loss or parameters became NaN/inf; the run is marked failed (exit status 1)."""
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+@dataclass
+class StopFlag:
+    """Set by a signal handler; the loop finishes the current update, then stops."""
+
+    signum: int | None = None
+
+
+class Reporter:
+    """What the trainer tells the outside world; the CLI subclasses it with rich output."""
+
+    def on_start(self, setup: Setup, start_step: int) -> None: ...
+    def on_step(self, step: int, lr: float, loss: float) -> None: ...
+    def on_eval(self, row: dict) -> None: ...
+    def on_end(self, summary: dict) -> None: ...
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    acc: float
+    confusion: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
+    """Mean loss (unweighted, hard labels), accuracy and K x K confusion of one split."""
+    scores = model.scores(X)
+    loss, _ = model.loss_fn(scores, y)
+    pred = scores.argmax(axis=1)
+    conf = np.bincount(y * K + pred, minlength=K * K).reshape(K, K)
+    extra = {}
+    for name, mask in (masks or {}).items():
+        extra[f"{name}_acc"] = float(np.mean(pred[mask] == y[mask])) if mask.any() else math.nan
+    return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra)
+
+
+def class_weights(y: np.ndarray, K: int, dtype) -> np.ndarray:
+    """Per-example weights p_y = 1/(K n_y), scaled by n so that they average to 1 (A3 eq. 47)."""
+    counts = np.bincount(y, minlength=K).astype(np.float64)
+    return (len(y) / (K * counts[y])).astype(dtype)
+
+
+def training_targets(setup: Setup):
+    """The target the loss sees for each training example: labels, or soft rows."""
+    d, t = setup.data.train, setup.exp.train
+    K = setup.data.info.n_classes
+    if t.label_smoothing == 0:
+        return d.T if d.T is not None else d.y
+    T = d.T if d.T is not None else np.eye(K, dtype=np.dtype(setup.exp.dtype))[d.y]
+    eps = t.label_smoothing
+    return ((1 - eps) * T + eps * (1 - T) / (K - 1)).astype(T.dtype)
+
+
+class Trainer:
+    def __init__(self, setup: Setup, run: Path | None, reporter: Reporter | None = None,
+                 stop: StopFlag | None = None):
+        self.s, self.run = setup, run
+        self.reporter = reporter or Reporter()
+        self.stop = stop or StopFlag()
+        self.rows: list[dict] = []
+        self.best: dict | None = None
+        self.step = 0
+        data, exp = setup.data, setup.exp
+        self.K = data.info.n_classes
+        self.targets = training_targets(setup)
+        self.weights = (class_weights(data.train.y, self.K, exp.dtype)
+                        if exp.train.class_weighted else None)
+        n_sub = exp.train.eval_train_subset
+        self.train_eval_idx = (
+            np.sort(generator(exp.seed, Stream.EVAL).choice(len(data.train), n_sub, False))
+            if n_sub and n_sub < len(data.train) else None)
+        self.skipped = 0
+        self._order, self._order_epoch = None, -1
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def _meta(self) -> dict:
+        return {"step": self.step, "total_steps": self.s.total_steps,
+                "config_hash": self.s.exp.digest(), "seed": self.s.exp.seed,
+                "best": self.best, "skipped_batches": self.skipped,
+                "rng": {"scheme": "PCG64([seed, stream, key])", "epoch": self.epoch()}}
+
+    def epoch(self) -> int:
+        return self.step // self.s.steps_per_epoch
+
+    def save_checkpoint(self, name: str = "checkpoint.npz") -> None:
+        if self.run is not None:
+            checkpoint.save(self.run / name, self.s.model, self.s.optimizer, self._meta())
+
+    def resume_from(self, ckpt: checkpoint.Checkpoint) -> None:
+        checkpoint.restore(ckpt, self.s.model, self.s.optimizer)
+        self.step = int(ckpt.meta["step"])
+        self.best = ckpt.meta.get("best")
+        self.skipped = int(ckpt.meta.get("skipped_batches", 0))
+        rows = rundir.read_rows(self.run / "metrics.csv")
+        self.rows = [r for r in rows if r["step"] <= self.step]
+        rundir.write_rows(self.run / "metrics.csv", self.rows)
+        conf_dir = self.run / "confusion"
+        if conf_dir.is_dir():
+            for f in conf_dir.glob("val_step*.csv"):
+                if int(f.stem.removeprefix("val_step")) > self.step:
+                    f.unlink()
+
+    # -- evaluation -------------------------------------------------------------------
+    def evaluate_now(self) -> dict:
+        s, data = self.s, self.s.data
+        tr = data.train
+        Xt, yt = ((tr.X, tr.y) if self.train_eval_idx is None
+                  else (tr.X[self.train_eval_idx], tr.y[self.train_eval_idx]))
+        pen = s.model.penalty()
+        ev_tr = evaluate(s.model, Xt, yt, self.K)
+        ev_va = evaluate(s.model, data.val.X, data.val.y, self.K,
+                         {k.removeprefix("val_"): m for k, m in data.masks.items()
+                          if k.startswith("val_")})
+        row = {"step": self.step, "epoch": round(self.step / s.steps_per_epoch, 6),
+               "lr": s.schedule(min(self.step, s.total_steps - 1)),
+               "train_loss": ev_tr.loss, "train_cost": ev_tr.loss + pen, "train_acc": ev_tr.acc,
+               "val_loss": ev_va.loss, "val_cost": ev_va.loss + pen, "val_acc": ev_va.acc}
+        row |= {f"val_{k}": v for k, v in ev_va.extra.items()}
+        if not all(math.isfinite(v) for k, v in row.items() if k.endswith(("loss", "cost"))):
+            raise Diverged(f"step {self.step}: evaluation loss is not finite")
+        self.rows.append(row)
+        if self.run is not None:
+            rundir.write_rows(self.run / "metrics.csv", self.rows)
+            names = data.info.class_names
+            rundir.write_confusion(self.run / "confusion_val.csv", ev_va.confusion, names)
+            if s.exp.train.keep_confusions:
+                (self.run / "confusion").mkdir(exist_ok=True)
+                rundir.write_confusion(self.run / "confusion" / f"val_step{self.step}.csv",
+                                       ev_va.confusion, names)
+        if self.best is None or row["val_acc"] > self.best["val_acc"]:
+            self.best = dict(row)
+            self.save_checkpoint("best.npz")
+        self.reporter.on_eval(row)
+        return row
+
+    # -- the loop ---------------------------------------------------------------------
+    def train_step(self) -> tuple[float, float]:
+        """One update from the mini-batch of step `self.step`. Returns (lr, loss)."""
+        s, t = self.s, self.s.exp.train
+        B, spe = t.batch_size, s.steps_per_epoch
+        epoch, j = divmod(self.step, spe)
+        if epoch != self._order_epoch:
+            self._order = s.sampler.epoch_order(generator(s.exp.seed, Stream.EPOCH, epoch))
+            self._order_epoch = epoch
+        idx = self._order[j * B:(j + 1) * B]
+        rng = LazyGenerator(s.exp.seed, Stream.STEP, self.step)
+        Xb = s.data.train.X[idx]
+        if s.data.augment is not None:
+            Xb = s.data.augment(Xb, rng)
+        w = None if self.weights is None else self.weights[idx]
+        loss, _, grads = s.model.loss(Xb, self.targets[idx], w, train=True, rng=rng,
+                                      with_penalty=False)
+        lr = s.schedule(self.step)
+        if not math.isfinite(loss):
+            if t.on_nan == "stop":
+                raise Diverged(f"step {self.step}: training loss is {loss} (lr {lr:.3g})")
+            self.skipped += 1
+        else:
+            s.optimizer.step(s.model.params, grads, lr)
+        self.step += 1
+        return lr, loss
+
+    def fit(self) -> None:
+        s = self.s
+        self.reporter.on_start(s, self.step)
+        if self.step == 0 and not self.rows:
+            self.evaluate_now()
+        while self.step < s.total_steps:
+            lr, loss = self.train_step()
+            self.reporter.on_step(self.step, lr, loss)
+            if self.step % s.eval_every == 0 or self.step == s.total_steps:
+                self._check_params()
+                self.evaluate_now()
+            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps:
+                self.save_checkpoint()
+            if self.stop.signum is not None:
+                self.save_checkpoint()
+                raise Interrupted(self.stop.signum)
+
+    def _check_params(self) -> None:
+        for k, v in self.s.model.params.items():
+            if not np.isfinite(v).all():
+                raise Diverged(f"step {self.step}: parameter {k} contains NaN or inf")
+
+    def test_metrics(self) -> dict:
+        """Test loss/accuracy of the final parameters and of the best-by-validation ones."""
+        data, model = self.s.data, self.s.model
+        if data.test is None:
+            return {}
+        out = {}
+        ev = evaluate(model, data.test.X, data.test.y, self.K)
+        out["test"] = {"loss": ev.loss, "acc": ev.acc}
+        if self.run is not None:
+            rundir.write_confusion(self.run / "confusion_test.csv", ev.confusion,
+                                   data.info.class_names)
+            best = self.run / "best.npz"
+            if best.is_file():
+                saved = {k: v.copy() for k, v in model.params.items()}
+                saved_state = {k: v.copy() for k, v in model.state.items()}
+                checkpoint.restore(checkpoint.load(best), model)
+                ev_b = evaluate(model, data.test.X, data.test.y, self.K)
+                out["test_at_best"] = {"loss": ev_b.loss, "acc": ev_b.acc,
+                                       "step": self.best["step"] if self.best else None}
+                model.params.update(saved)
+                model.state.update(saved_state)
+        return out
+
