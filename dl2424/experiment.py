@@ -70,6 +70,7 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
     except BaseException as e:  # noqa: BLE001 — record, then let it propagate
         finish("failed", f"{type(e).__name__}: {e}")
         raise
+    write_json(run / "class_counts.json", trainer.class_counts())
     summary = finish("completed", test=trainer.test_metrics())
     trainer.reporter.on_end(summary)
     return summary

@@ -97,12 +97,14 @@ class Trainer:
             if n_sub and n_sub < len(data.train) else None)
         self.skipped = 0
         self._order, self._order_epoch = None, -1
+        self.sampled = np.zeros(self.K, dtype=np.int64)  # class counts the sampler drew
 
     # -- bookkeeping ------------------------------------------------------------------
     def _meta(self) -> dict:
         return {"step": self.step, "total_steps": self.s.total_steps,
                 "config_hash": self.s.exp.digest(), "seed": self.s.exp.seed,
                 "best": self.best, "skipped_batches": self.skipped,
+                "sampled": self.sampled.tolist(),
                 "rng": {"scheme": "PCG64([seed, stream, key])", "epoch": self.epoch()}}
 
     def epoch(self) -> int:
@@ -117,6 +119,7 @@ class Trainer:
         self.step = int(ckpt.meta["step"])
         self.best = ckpt.meta.get("best")
         self.skipped = int(ckpt.meta.get("skipped_batches", 0))
+        self.sampled = np.array(ckpt.meta["sampled"], dtype=np.int64)
         rows = rundir.read_rows(self.run / "metrics.csv")
         self.rows = [r for r in rows if r["step"] <= self.step]
         rundir.write_rows(self.run / "metrics.csv", self.rows)
@@ -169,6 +172,7 @@ class Trainer:
             self._order = s.sampler.epoch_order(generator(s.exp.seed, Stream.EPOCH, epoch))
             self._order_epoch = epoch
         idx = self._order[j * B:(j + 1) * B]
+        self.sampled += np.bincount(s.data.train.y[idx], minlength=self.K)
         rng = LazyGenerator(s.exp.seed, Stream.STEP, self.step)
         Xb = s.data.train.X[idx]
         if s.data.augment is not None:
@@ -202,6 +206,13 @@ class Trainer:
             if self.stop.signum is not None:
                 self.save_checkpoint()
                 raise Interrupted(self.stop.signum)
+
+    def class_counts(self) -> dict:
+        """Training-set class sizes and what the sampler actually drew, by class name."""
+        names = self.s.data.info.class_names
+        train = np.bincount(self.s.data.train.y, minlength=self.K)
+        return {"train": dict(zip(names, train.tolist(), strict=True)),
+                "sampled": dict(zip(names, self.sampled.tolist(), strict=True))}
 
     def _check_params(self) -> None:
         for k, v in self.s.model.params.items():

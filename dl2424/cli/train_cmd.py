@@ -52,8 +52,7 @@ def _install_signal_handlers(stop: StopFlag):
         err_console.print(f"\nsignal {signum}: finishing the current update and saving a "
                           "checkpoint (send again to abort at once)")
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 @app.command()
@@ -76,7 +75,7 @@ def train(
             raise UserError("--resume uses the config stored in the run folder; "
                             "do not give CONFIG or --set with it")
         root = resolve_data_dir(data_dir)
-        _install_signal_handlers(stop)
+        previous = _install_signal_handlers(stop)
         try:
             if resume is not None:
                 run, summary = experiment.resume(resume, root, reporter, stop)
@@ -95,6 +94,8 @@ def train(
             raise typer.Exit(128 + e.signum) from None
         finally:
             reporter.close()
+            for sig, h in previous.items():
+                signal.signal(sig, h)
     _print_summary(run, summary)
 
 
@@ -133,3 +134,37 @@ def gradcheck(
     console.print(t)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+@app.command("lr-range")
+def lr_range(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Overrides = None,
+    lr_min: Annotated[float, typer.Option("--min", help="First learning rate.")] = 1e-5,
+    lr_max: Annotated[float, typer.Option("--max", help="Last learning rate.")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Update steps of the sweep.")] = 1000,
+    spacing: Annotated[str, typer.Option(help="exp (log-spaced) or linear.")] = "exp",
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = RUNS_DIR,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+):
+    """LR range test: sweep the learning rate over one short run, suggest cyclical bounds."""
+    from ..lr_range import range_experiment, run_range_test
+
+    reporter = RichReporter(console, quiet)
+    with user_errors():
+        if spacing not in ("exp", "linear"):
+            raise UserError(f"--spacing: {spacing!r} is not one of exp, linear")
+        if not 0 < lr_min < lr_max:
+            raise UserError(f"--min/--max: need 0 < min < max, got {lr_min:g} and {lr_max:g}")
+        exp = range_experiment(load_experiment(config, set_ or []), lr_min, lr_max, steps,
+                               spacing)
+        try:
+            run, result = run_range_test(exp, set_ or [], resolve_data_dir(data_dir), runs_dir,
+                                         reporter)
+        finally:
+            reporter.close()
+    console.print(f"suggested cyclical bounds: eta_min = {result['eta_min']:.2e}, "
+                  f"eta_max = {result['eta_max']:.2e} (val acc peaks at "
+                  f"{result['peak_val_acc']:.3f}); {result['note']}")
+    console.print(f"run folder: [bold]{run}[/]")
