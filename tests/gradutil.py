@@ -23,3 +23,13 @@ def rel_error(a, n, eps=1e-12):
     """max |a - n| / max(eps, |a| + |n|), the course's relative error."""
     a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
     return float(np.max(np.abs(a - n) / np.maximum(eps, np.abs(a) + np.abs(n))))
+
+
+def significant_rel_error(a, n, atol=1e-10):
+    """rel_error over the entries whose absolute difference exceeds `atol`, the noise floor
+    of centred differences in float64 (about eps_machine * |J| / h = 2e-11 for h = 1e-5).
+    Entries whose true gradient is exactly zero (biases under batch norm, inactive hinges)
+    otherwise give noise / noise = 1."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    mask = np.abs(a - n) > atol
+    return rel_error(a[mask], n[mask]) if mask.any() else 0.0

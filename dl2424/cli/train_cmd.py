@@ -111,6 +111,8 @@ def gradcheck(
     h: Annotated[float, typer.Option("--h", help="Finite-difference step.")] = 1e-5,
     tol: Annotated[float, typer.Option(help="Largest acceptable relative error.")] = 1e-6,
     eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
+    atol: Annotated[float, typer.Option(
+        help="Differences up to this count as agreement (the float64 noise floor).")] = 1e-10,
     max_entries: Annotated[Optional[int], typer.Option(
         help="Check at most this many random entries per parameter.")] = None,
     data_dir: DataDir = None,
@@ -123,7 +125,7 @@ def gradcheck(
         exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
         setup = build(exp, resolve_data_dir(data_dir))
         checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
-                                        method=method, tol=tol, eps=eps,
+                                        method=method, tol=tol, eps=eps, atol=atol,
                                         max_entries=max_entries)
     t = Table(title=f"gradient check: {what}; {method} differences, h={h:g}")
     for col in ("param", "shape", "checked", "max |a-n|", "max rel err", f"≤ {tol:g}"):

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field, NonNegativeInt
 
 from ..errors import UserError
-from ..nn import layers
+from ..nn import batchnorm, layers
 from ..registry import MODELS
 from .base import Model, ModelParams, make_init, make_loss
 
@@ -22,6 +22,10 @@ class MLPParams(ModelParams):
     activation: Literal["relu", "leaky_relu"] = "relu"
     leaky_slope: float = Field(0.02, ge=0, lt=1)
     dropout: float = Field(1.0, gt=0, le=1, description="keep probability on hidden layers")
+    batchnorm: bool = False
+    bn_placement: Literal["before", "after"] = "before"  # relative to the activation
+    bn_eps: float = Field(1e-5, gt=0)
+    bn_alpha: float = Field(0.9, ge=0, lt=1, description="moving-average decay")
 
 
 class MLP(Model):
@@ -34,8 +38,18 @@ class MLP(Model):
         for l in range(1, self.n_layers + 1):
             # W before b, as the hand-outs do, so a seed gives their initial weights.
             self.params[f"W{l}"] = init(sizes[l - 1], (sizes[l - 1], sizes[l]), rng, dtype)
-            self.params[f"b{l}"] = np.zeros(sizes[l], dtype=dtype)
+            if not self._bn_absorbs_bias(l):
+                self.params[f"b{l}"] = np.zeros(sizes[l], dtype=dtype)
             self.decay.append(f"W{l}")
+            if p.batchnorm and l < self.n_layers:  # no BN on the output layer
+                self.params[f"gamma{l}"] = np.ones(sizes[l], dtype=dtype)
+                self.params[f"beta{l}"] = np.zeros(sizes[l], dtype=dtype)
+                self.state |= batchnorm.init_state(f"bn{l}", sizes[l], dtype)
+
+    def _bn_absorbs_bias(self, l) -> bool:
+        # BN straight after the affine map subtracts the batch mean, so b_l cancels
+        # (A3: "the biases are redundant"); beta_l takes its place.
+        return self.p.batchnorm and self.p.bn_placement == "before" and l < self.n_layers
 
     def _act_forward(self, s):
         if self.p.activation == "relu":
@@ -47,15 +61,28 @@ class MLP(Model):
             return layers.relu_backward(d, cache)
         return layers.leaky_relu_backward(d, cache)
 
+    def _bn_forward(self, x, l, train):
+        if not self.p.batchnorm:
+            return x, None
+        P = self.params
+        return batchnorm.batchnorm_forward(
+            x, P[f"gamma{l}"], P[f"beta{l}"], batchnorm.layer_state(self.state, f"bn{l}"),
+            train, self.p.bn_eps, self.p.bn_alpha)
+
     def forward(self, X, train, rng=None):
         caches, x = [], X
+        before = self.p.bn_placement == "before"
         for l in range(1, self.n_layers):
-            s, c_aff = layers.affine_forward(x, self.params[f"W{l}"], self.params[f"b{l}"])
-            x, c_act = self._act_forward(s)
-            c_drop = None
+            x, c_aff = layers.affine_forward(x, self.params[f"W{l}"], self.params.get(f"b{l}"))
+            c_bn1 = c_bn2 = c_drop = None
+            if before:
+                x, c_bn1 = self._bn_forward(x, l, train)
+            x, c_act = self._act_forward(x)
+            if not before:
+                x, c_bn2 = self._bn_forward(x, l, train)
             if train and self.p.dropout < 1:
                 x, c_drop = layers.dropout_forward(x, self.p.dropout, rng)
-            caches.append((c_aff, c_act, c_drop))
+            caches.append((c_aff, c_bn1, c_act, c_bn2, c_drop))
         L = self.n_layers
         scores, c_out = layers.affine_forward(x, self.params[f"W{L}"], self.params[f"b{L}"])
         return scores, (caches, c_out)
@@ -69,20 +96,26 @@ class MLP(Model):
             return grads
         dx, grads[f"W{L}"], grads[f"b{L}"] = layers.affine_backward(dscores, c_out)
         for l in range(L - 1, 0, -1):
-            c_aff, c_act, c_drop = caches[l - 1]
+            c_aff, c_bn1, c_act, c_bn2, c_drop = caches[l - 1]
             if c_drop is not None:
                 dx = layers.dropout_backward(dx, c_drop)
+            if c_bn2 is not None:
+                dx, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(dx, c_bn2)
             ds = self._act_backward(dx, c_act)
+            if c_bn1 is not None:
+                ds, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(ds, c_bn1)
             if l > 1:
-                dx, grads[f"W{l}"], grads[f"b{l}"] = layers.affine_backward(ds, c_aff)
+                dx, grads[f"W{l}"], db = layers.affine_backward(ds, c_aff)
             else:
-                grads["W1"], grads["b1"] = layers.affine_backward_params(ds, c_aff)
+                grads["W1"], db = layers.affine_backward_params(ds, c_aff)
+            if f"b{l}" in self.params:
+                grads[f"b{l}"] = db
         return grads
 
 
 @MODELS.register("mlp", MLPParams)
 def mlp(p: MLPParams, info, dtype, rng):
-    """Fully connected network: hidden sizes, ReLU/LeakyReLU, dropout; [] = linear."""
+    """Fully connected network: hidden sizes, ReLU/LeakyReLU, batch norm, dropout; [] = linear."""
     if len(info.input_shape) != 1 or "vocab" in info.meta:
         raise UserError(f"model.type: mlp needs flat input vectors, but the dataset gives "
                         f"examples of shape {info.input_shape}; use a model made for it")
