@@ -52,4 +52,11 @@ def run():  # console-script entry point
 
 
 # Each module below adds its commands to `app`.
-from . import data_cmd, names_cmd, train_cmd  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    data_cmd,
+    names_cmd,
+    predict_cmd,
+    report_cmd,
+    search_cmd,
+    train_cmd,
+)
