@@ -54,6 +54,7 @@ def run():  # console-script entry point
 # Each module below adds its commands to `app`.
 from . import (  # noqa: E402,F401
     data_cmd,
+    ensemble_cmd,
     names_cmd,
     predict_cmd,
     report_cmd,
