@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -18,7 +18,7 @@ def ensemble(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (two or more).")],
     weights: Annotated[str, typer.Option(
         help="best (best validation accuracy) or last (final checkpoint).")] = "best",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where datasets are.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where datasets are.")] = None,
 ):
     """Majority vote and probability averaging of several runs on the test set."""
     from ..ensemble import evaluate_ensemble
