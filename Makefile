@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The default experiment: the surname ConvNet of Assignment 3, then a few predictions.
 demo: install
-	$(DL) train configs/cifar_a2_cyclic_1.yaml
+	$(DL) train configs/names_convnet.yaml
+	$(DL) predict --name Xiong --name Gagos --name Corbetta --name Nakamura --name "O'Brien"
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -20,7 +20,6 @@ from dl2424.data.bundle import DataBundle, DataInfo, Split  # noqa: E402
 from dl2424.trainer import Trainer  # noqa: E402
 
 D, M, K, B, N = 3072, 50, 10, 100, 10_000
-FLOPS = 2 * B * (D * M + M * K) * 3 - 2 * B * D * M  # fwd + dW, dh; no dx for the input
 
 
 def synthetic(dtype):
@@ -30,10 +29,10 @@ def synthetic(dtype):
     return DataBundle(split, split, None, DataInfo((D,), [str(k) for k in range(K)]))
 
 
-def dl2424_step(dtype):
+def dl2424_step(dtype, model=None):
     exp = validate({
         "name": "bench", "seed": 0, "dtype": dtype, "data": "cifar10",
-        "model": {"type": "mlp", "hidden": [M], "l2": 0.01, "init": "xavier"},
+        "model": model or {"type": "mlp", "hidden": [M], "l2": 0.01, "init": "xavier"},
         "optimizer": {"type": "sgd"},
         "schedule": {"type": "cyclic", "n_s": 500}, "train": {"batch_size": B, "cycles": 10}})
     trainer = Trainer(build(exp, None, data=synthetic(dtype)), run=None)
@@ -99,6 +98,28 @@ def torch_step(torch, dtype):
     return step
 
 
+def mlp_flops(hidden) -> int:
+    """Matmul FLOPs of one update: forward, dW, and dx for every layer but the first."""
+    sizes = [D, *hidden, K]
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    return sum(2 * B * a * b * (3 if i else 2) for i, (a, b) in enumerate(pairs))
+
+
+def deeper_table(peak: float) -> Table:
+    nets = {"3-layer [50, 50]": ([50, 50], False), "3-layer [50, 50] + BN": ([50, 50], True),
+            "9-layer + BN": ([50, 30, 20, 20, 10, 10, 10, 10], True)}
+    t = Table(title=f"Assignment 3 networks, batch {B}, float32: ms per update (median)")
+    for col in ("network", "ms / update", "GFLOP/s", "% of matmul peak"):
+        t.add_column(col, justify="right")
+    for label, (hidden, bn) in nets.items():
+        step = dl2424_step("float32", {"type": "mlp", "hidden": hidden, "batchnorm": bn,
+                                       "l2": 0.005, "init": "he"})
+        ms = median_ms(step, repeats=5, number=100)
+        gflops = mlp_flops(hidden) / (ms * 1e-3) / 1e9
+        t.add_row(label, f"{ms:.3f}", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%")
+    return t
+
+
 def main():
     console = Console()
     torch = torch_or_none()
@@ -115,7 +136,7 @@ def main():
             bare.append(median_ms(fb, repeats=3, number=100))
             ours.append(median_ms(fo, repeats=3, number=100))
         t_bare, t_ours = min(bare), min(ours)
-        gflops = FLOPS / (t_ours * 1e-3) / 1e9
+        gflops = mlp_flops([M]) / (t_ours * 1e-3) / 1e9
         t_torch = ratio_torch = "—"
         if torch is not None:
             torch.set_num_threads(2)
@@ -126,6 +147,7 @@ def main():
                       t_torch, ratio_torch)
         console.print(f"{dtype.__name__} matmul peak: {peak:.1f} GFLOP/s")
     console.print(table)
+    console.print(deeper_table(matmul_peak_gflops(np.float32)))
     if torch is None:
         console.print("PyTorch not installed: `pip install -e '.[bench]'` adds the comparison.")
 
