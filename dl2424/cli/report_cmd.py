@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..report import compare as compare_runs
-from ..report import make_report, runs_table
 from ..rundir import RUNS_DIR
 from . import app, console, user_errors
 
@@ -27,6 +25,8 @@ def report(
 ):
     """Figures and tables of one run, or of several side by side: report.md and index.html."""
     with user_errors():
+        from ..report import make_report  # matplotlib loads only when a report is made
+
         index = make_report(runs, name, out)
     console.print(f"report written: [bold]{index}[/] (and report.md beside it)")
     if open_:
@@ -50,6 +50,8 @@ def compare(
 ):
     """One row per run: the config keys that differ, then best or final metrics."""
     with user_errors():
+        from ..report import compare as compare_runs
+
         table = compare_runs(patterns, "best" if best else "final", sort, csv, markdown)
     console.print(table.to_rich())
 
@@ -61,5 +63,7 @@ def list_runs(
 ):
     """List runs: name, date, status, dataset, model, best validation accuracy."""
     with user_errors():
+        from ..report import runs_table
+
         table = runs_table(runs_dir)
     console.print(table.to_rich())

@@ -33,6 +33,8 @@ class Model:
         raise NotImplementedError
 
     def penalty(self) -> float:
+        if not self.l2:
+            return 0.0
         return self.l2 * sum(float(np.sum(self.params[k] ** 2)) for k in self.decay)
 
     def loss(self, X, target, weights=None, train: bool = True, rng=None,
