@@ -60,7 +60,7 @@ def check_model(model, X, target, weights=None, *, h=1e-5, method="centred", tol
     the differences (about eps_machine |J| / h, 2e-11 for float64 and h = 1e-5), and where
     the true gradient is exactly zero (biases under batch norm, inactive hinges) the
     relative error of two noise values would be 1. The max relative error is reported over
-    the other entries."""
+    all entries, so such entries show up in it while still passing."""
 
     def cost_and_grads():
         loss, pen, grads = model.loss(X, target, weights, train=True,
@@ -77,9 +77,10 @@ def check_model(model, X, target, weights=None, *, h=1e-5, method="centred", tol
         num = numerical_grad(lambda: cost_and_grads()[0], w, h, method, idx)
         ana = analytic[name].reshape(-1)[idx].astype(np.float64)
         diff = np.abs(ana - num)
-        rel = rel_error(ana, num, eps)[diff > atol].max(initial=0)
+        rel = rel_error(ana, num, eps)
+        ok = (rel <= tol) | (diff <= atol)
         results.append(ParamCheck(name, w.shape, len(idx), float(diff.max(initial=0)),
-                                  float(rel), bool(rel <= tol)))
+                                  float(rel.max(initial=0)), bool(ok.all())))
     return results
 
 
