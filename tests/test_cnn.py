@@ -1,0 +1,171 @@
+"""The `cnn` image ConvNet: whole-model gradients, batch-norm state, the UvA architecture."""
+
+import numpy as np
+import pydantic
+import pytest
+from gradutil import numerical_grad, rel_error
+
+import dl2424.models.cnn  # noqa: F401  (registers the model)
+from dl2424.data.bundle import DataInfo
+from dl2424.errors import UserError
+from dl2424.registry import MODELS
+
+UVA = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+def _info(side=8, K=3):
+    return DataInfo((3 * side * side,), [str(k) for k in range(K)],
+                    {"image_shape": [3, side, side]})
+
+
+def _build(keys, info=None, dtype=np.float64, seed=0):
+    p = MODELS["cnn"].params.model_validate(keys)
+    return MODELS["cnn"].factory(p, info or _info(), np.dtype(dtype), np.random.default_rng(seed))
+
+
+def _data(model, n, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, int(np.prod(model.image_shape))))
+    return X, rng.integers(0, 3, n)
+
+
+def _check_all_params(model, X, y):
+    """Max relative error over every param of the cost J = loss + L2 penalty (train mode,
+    batch statistics, the same dropout mask for every evaluation).
+
+    The denominator is floored at 1e-4 rather than 1e-12: with J of order 1 and h = 1e-5 the
+    differences carry ~1e-11 of rounding noise, which exceeds 1e-6 relative on entries below
+    ~1e-5 (e.g. weights fed by a dropped unit). Such entries are held to |a - n| < 1e-10."""
+
+    def cost():
+        loss, pen, _ = model.loss(X, y, train=True, rng=np.random.default_rng(5))
+        return loss + pen
+
+    _, _, grads = model.loss(X, y, train=True, rng=np.random.default_rng(5))
+    assert set(grads) == set(model.params)
+    return {k: rel_error(grads[k], numerical_grad(cost, w), eps=1e-4)
+            for k, w in model.params.items()}
+
+
+# Tolerance 1e-6 everywhere: inputs are random, so no ReLU or max-pool input sits within
+# h = 1e-5 of a kink and the differences stay smooth.
+@pytest.mark.parametrize("keys", [
+    {"layers": [4, "M", 5, "M"], "batchnorm": True, "hidden": [6], "l2": 0.01},
+    {"layers": [3, 4, "M"], "batchnorm": True, "activation": "leaky_relu", "leaky_slope": 0.1,
+     "pool": {"kernel": 2, "stride": 2, "padding": 0}, "l2": 0.1},
+    {"layers": [4, "M", 5], "hidden": [5, 4], "keep": 0.7, "l2": 0.01},
+])
+def test_whole_model_gradients(keys):
+    model = _build(keys)
+    X, y = _data(model, 2)
+    errors = _check_all_params(model, X, y)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_param_layout_and_decay():
+    model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True, "hidden": [6]})
+    assert model.params["F1"].shape == (4, 3, 3, 3)
+    assert model.params["F2"].shape == (5, 4, 3, 3)
+    # 8 -> 4 -> 2 with the default 3x3 stride-2 padding-1 pool: 5 * 2 * 2 features
+    assert model.params["W1"].shape == (20, 6) and model.params["W2"].shape == (6, 3)
+    assert "b1" not in model.params  # batch norm's beta replaces the conv bias
+    assert sorted(model.decay) == ["F1", "F2", "W1", "W2"]
+    assert sorted(model.state) == sorted(f"bn{l}.{k}" for l in (1, 2)
+                                         for k in ("mean", "var", "count"))
+    assert not set(model.state) & set(model.params)
+    plain = _build({"layers": [4]})
+    assert plain.params["b1"].shape == (4,) and not plain.state
+
+
+def test_he_init_uses_conv_fan_in():
+    model = _build({"layers": [64, 64]}, seed=3)
+    F2 = model.params["F2"]  # fan_in = 64 * 3 * 3
+    assert abs(F2.std() / np.sqrt(2 / (64 * 9)) - 1) < 0.03
+    assert abs(F2.mean()) < 0.01 * F2.std() * 10
+
+
+def test_images_are_read_in_channel_plane_order():
+    """A 1x1-spatial check: pixel (c, i, j) of the flat row is X[c*H*W + i*W + j]."""
+    model = _build({"layers": [1]}, info=_info(side=4))
+    F = np.zeros((1, 3, 3, 3))
+    F[0, 2, 1, 1] = 1.0  # copy the blue plane
+    model.params["F1"] = F
+    X = np.zeros((1, 48))
+    X[0, 2 * 16 + 1 * 4 + 3] = 5.0  # blue, row 1, column 3
+    _, cache = model.forward(X, train=False)
+    conv_out = cache[0][0][2]  # the ReLU cache is its output
+    expect = np.zeros((1, 1, 4, 4))
+    expect[0, 0, 1, 3] = 5.0
+    np.testing.assert_array_equal(conv_out, expect)
+
+
+def test_batchnorm_state_train_versus_eval():
+    model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True})
+    X, y = _data(model, 6)
+    before = {k: v.copy() for k, v in model.state.items()}
+    s_eval0 = model.scores(X)
+    model.forward(X, train=True)
+    assert int(model.state["bn1.count"]) == 1
+    assert not np.allclose(model.state["bn1.mean"], before["bn1.mean"])
+    # training mode couples the examples; evaluation mode does not and changes no state
+    train_1, _ = model.forward(X[:1], train=True)
+    train_all, _ = model.forward(X, train=True)
+    assert not np.allclose(train_1, train_all[:1])
+    snapshot = {k: v.copy() for k, v in model.state.items()}
+    eval_all = model.scores(X)
+    np.testing.assert_allclose(model.scores(X[:1]), eval_all[:1], rtol=1e-12)
+    np.testing.assert_allclose(model.scores(X, batch_size=2), eval_all, rtol=1e-12)
+    for k, v in snapshot.items():
+        np.testing.assert_array_equal(model.state[k], v)
+    assert not np.allclose(eval_all, s_eval0)  # the moving averages are used
+
+
+def test_training_reduces_the_loss():
+    model = _build({"layers": [4, "M", 8, "M"], "batchnorm": True, "hidden": [16]})
+    X, y = _data(model, 12)
+    first = None
+    for _ in range(30):
+        loss, _, grads = model.loss(X, y, train=True)
+        first = loss if first is None else first
+        for k, w in model.params.items():
+            w -= 0.1 * grads[k]
+    assert loss < 0.5 * first
+
+
+def test_uva_vgg_runs_in_float32():
+    """UvA A1 exercise 4: conv-BN-ReLU 64-M-128-M-256-256-M-512-512-M-512-512-M, 512 -> 10."""
+    info = _info(side=32, K=10)
+    model = _build({"layers": UVA, "batchnorm": True}, info=info, dtype=np.float32)
+    assert model.flat_dim == 512 and model.params["W1"].shape == (512, 10)
+    channels = [c for c in UVA if c != "M"]
+    c_in = [3, *channels[:-1]]
+    # 3x3 conv weights + gamma and beta per conv, plus the linear layer
+    expect = sum(9 * a * b + 2 * b for a, b in zip(c_in, channels, strict=True)) + 512 * 10 + 10
+    assert model.n_params() == expect
+    X, y = _data(model, 2)
+    X = X.astype(np.float32)
+    y = np.array([3, 7])
+    loss, _, grads = model.loss(X, y, train=True)
+    assert abs(loss - np.log(10)) < 2.0  # random init: near chance
+    assert all(grads[k].dtype == np.float32 and grads[k].shape == w.shape
+               and np.all(np.isfinite(grads[k])) for k, w in model.params.items())
+    for k, w in model.params.items():
+        w -= np.float32(1e-3) * grads[k]
+    assert model.loss(X, y, train=True)[0] < loss
+    assert model.scores(X).shape == (2, 10)
+
+
+def test_configuration_errors():
+    with pytest.raises(UserError, match="image_shape"):
+        _build({"layers": [4]}, info=DataInfo((20,), ["a", "b"]))
+    with pytest.raises(UserError, match="max-pool"):  # 8 -> 3 -> 1 -> too small
+        _build({"layers": [4, "M", "M", "M"], "pool": {"kernel": 3, "stride": 2, "padding": 0}})
+    with pytest.raises(UserError, match="max-pool"):
+        _build({"layers": [4, "M", "M", "M", "M"],  # 8 -> 4 -> 2 -> 1 -> too small
+                "pool": {"kernel": 2, "stride": 2, "padding": 0}})
+    with pytest.raises(pydantic.ValidationError, match="padding"):
+        _build({"layers": [4, "M"], "pool": {"kernel": 2, "stride": 2, "padding": 2}})
+    with pytest.raises(pydantic.ValidationError):
+        _build({"layers": [4, "P"]})
+    with pytest.raises(pydantic.ValidationError):
+        _build({"layers": [4], "conv_size": 5})

@@ -1,0 +1,153 @@
+"""2-D convolution and max-pooling against direct loop references, and their gradients."""
+
+import numpy as np
+import pytest
+from gradutil import numerical_grad, rel_error
+
+from dl2424.nn import conv2d as cv
+
+# (n, C, H, W, F, kh, kw, stride, pad): square and not, strides that do not divide evenly
+CONV_CASES = [
+    (2, 3, 5, 5, 4, 3, 3, 1, 1),
+    (2, 2, 6, 5, 3, 3, 3, 1, 0),
+    (1, 3, 7, 6, 2, 3, 2, 2, 1),
+    (3, 2, 6, 6, 2, 2, 2, 2, 0),
+    (2, 1, 5, 7, 3, 1, 1, 1, 0),
+    (1, 2, 8, 8, 2, 5, 5, 3, 2),
+]
+
+
+def conv_reference(x, W, b, stride, pad):
+    """The definition, one output pixel at a time."""
+    n, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1
+    out = np.zeros((n, F, Ho, Wo))
+    for e in range(n):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    patch = xp[e, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+                    out[e, f, i, j] = np.sum(patch * W[f]) + (b[f] if b is not None else 0)
+    return out
+
+
+def pool_reference(x, k, stride, pad):
+    n, C, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    out = np.zeros((n, C, Ho, Wo))
+    for e in range(n):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    out[e, c, i, j] = xp[e, c, i * stride : i * stride + k,
+                                         j * stride : j * stride + k].max()
+    return out
+
+
+def _conv_inputs(case, seed):
+    n, C, H, Wd, F, kh, kw, stride, pad = case
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, C, H, Wd)), rng.standard_normal((F, C, kh, kw)),
+            rng.standard_normal(F), stride, pad)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_matches_loops(case):
+    x, W, b, stride, pad = _conv_inputs(case, 1)
+    out, _ = cv.conv2d_forward(x, W, b, stride, pad)
+    np.testing.assert_allclose(out, conv_reference(x, W, b, stride, pad), rtol=1e-12, atol=1e-12)
+    out_nobias, _ = cv.conv2d_forward(x, W, None, stride, pad)
+    np.testing.assert_allclose(out_nobias, conv_reference(x, W, None, stride, pad),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_gradients(case):
+    x, W, b, stride, pad = _conv_inputs(case, 2)
+    out, cache = cv.conv2d_forward(x, W, b, stride, pad)
+    dout = np.random.default_rng(3).standard_normal(out.shape)
+
+    def f():
+        return float(np.sum(cv.conv2d_forward(x, W, b, stride, pad)[0] * dout))
+
+    dx, dW, db = cv.conv2d_backward(dout, cache)
+    for analytic, arr in ((dx, x), (dW, W), (db, b)):
+        assert analytic.shape == arr.shape
+        assert rel_error(analytic, numerical_grad(f, arr)) < 1e-6
+
+
+def test_conv_without_bias_or_input_gradient():
+    x, W, _, stride, pad = _conv_inputs(CONV_CASES[0], 4)
+    out, cache = cv.conv2d_forward(x, W, None, stride, pad)
+    dout = np.ones_like(out)
+    dx, dW, db = cv.conv2d_backward(dout, cache, input_grad=False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(dW, cv.conv2d_backward(dout, cache)[1], rtol=1e-14)
+
+
+def test_conv_float32_stays_float32():
+    x, W, b, stride, pad = (a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                            for a in _conv_inputs(CONV_CASES[2], 5))
+    out, cache = cv.conv2d_forward(x, W, b, stride, pad)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert all(g.dtype == np.float32 for g in cv.conv2d_backward(out, cache))
+
+
+POOL_CASES = [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0), (3, 3, 0), (4, 2, 2)]
+
+
+@pytest.mark.parametrize("k,stride,pad", POOL_CASES)
+def test_maxpool_matches_loops(k, stride, pad):
+    x = np.random.default_rng(6).standard_normal((2, 3, 7, 9))
+    out, _ = cv.maxpool_forward(x, k, stride, pad)
+    np.testing.assert_array_equal(out, pool_reference(x, k, stride, pad))
+
+
+@pytest.mark.parametrize("k,stride,pad", POOL_CASES)
+def test_maxpool_gradients(k, stride, pad):
+    # distinct random values: no ties, and h = 1e-5 never changes which input wins
+    rng = np.random.default_rng(7)
+    x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) * 0.1 + rng.random((2, 2, 6, 7)) * 1e-2
+    out, cache = cv.maxpool_forward(x, k, stride, pad)
+    dout = rng.standard_normal(out.shape)
+    num = numerical_grad(lambda: float(np.sum(cv.maxpool_forward(x, k, stride, pad)[0] * dout)),
+                         x)
+    assert rel_error(cv.maxpool_backward(dout, cache), num) < 1e-6
+
+
+@pytest.mark.parametrize("k,stride,pad", [(2, 2, 0), (3, 2, 1)])
+def test_maxpool_ties_route_to_one_input(k, stride, pad):
+    """All-equal windows (as after a ReLU): each window's gradient goes to one element, its
+    first in row-major order."""
+    x = np.zeros((1, 1, 4, 4))
+    out, cache = cv.maxpool_forward(x, k, stride, pad)
+    dout = np.arange(1.0, out.size + 1).reshape(out.shape)
+    dx = cv.maxpool_backward(dout, cache)
+    assert dx.sum() == dout.sum()
+    expect = np.zeros_like(x)
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            # first real (non-padding) element of window (i, j)
+            expect[0, 0, max(i * stride - pad, 0), max(j * stride - pad, 0)] += dout[0, 0, i, j]
+    np.testing.assert_array_equal(dx, expect)
+
+
+def test_maxpool_rejects_padding_wider_than_half_the_window():
+    with pytest.raises(ValueError, match="padding"):
+        cv.maxpool_forward(np.zeros((1, 1, 4, 4)), 2, 2, 2)
+
+
+def test_window_larger_than_input_is_an_error():
+    with pytest.raises(ValueError, match="larger than input"):
+        cv.conv2d_forward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)), None, 1, 0)
+
+
+def test_flatten_round_trip():
+    x = np.arange(2 * 3 * 2 * 2.0).reshape(2, 3, 2, 2)
+    out, shape = cv.flatten_forward(x)
+    assert out.shape == (2, 12)
+    np.testing.assert_array_equal(out[1], x[1].ravel())  # channel-major, as CIFAR rows
+    np.testing.assert_array_equal(cv.flatten_backward(out, shape), x)
