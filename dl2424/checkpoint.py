@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +35,14 @@ def save(path: Path, model, optimizer, meta: dict) -> None:
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_open(path, "wb") as f:
         np.savez(f, **arrays)
-    write_json(path.with_suffix(".json"), meta)
+    write_json(path.with_suffix(".json"), meta, fsync=False)  # a copy for people to read
 
 
 def load(path: Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: checkpoint not found" if not path.exists() else
+                        f"{path}: not a checkpoint file")
     try:
         with np.load(path, allow_pickle=False) as z:
             groups = {g: {} for g in GROUPS}
@@ -52,10 +54,23 @@ def load(path: Path) -> Checkpoint:
                     raise ValueError(f"unexpected entry {key!r}")
                 groups[g][name] = z[key]
             meta = json.loads(str(z["meta"]))
-    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError) as e:
+        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+            raise ValueError("its 'meta' entry has no step")
+    except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSError) as e:
         raise UserError(f"{path}: checkpoint is corrupt or truncated ({e}); "
                         "use an earlier run or retrain") from None
     return Checkpoint(groups["params"], groups["state"], groups["optim"], meta)
+
+
+def read_step(path: Path, default: int) -> int:
+    """The step a checkpoint was saved at, reading only its metadata; default if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            step = json.loads(str(z["meta"])).get("step")
+    except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSError,
+            AttributeError):
+        return default
+    return step if isinstance(step, int) else default
 
 
 def restore(ckpt: Checkpoint, model, optimizer=None, where: str = "checkpoint") -> None:

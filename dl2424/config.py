@@ -99,7 +99,10 @@ def parse_override(item: str) -> tuple[list[str], object]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
-        raise UserError(f"--set {item!r}: value is not valid YAML ({e.problem})") from None
+        raise UserError(f"--set {item!r}: value is not valid YAML "
+                        f"({getattr(e, 'problem', None) or e})") from None
+    except RecursionError:
+        raise UserError(f"--set {item!r}: value is nested too deeply") from None
     return key.strip().split("."), parsed
 
 
@@ -125,7 +128,10 @@ def read_yaml(path: Path) -> dict:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                        f"{e.start}); save the config as UTF-8") from None
+    except OSError as e:
         raise UserError(f"{path}: cannot read config ({e.__class__.__name__})") from None
     try:
         raw = yaml.safe_load(text)
@@ -133,6 +139,8 @@ def read_yaml(path: Path) -> dict:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         raise UserError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a config") from None
     if raw is None:
         raise UserError(f"{path}: config file is empty; see configs/ for examples")
     if not isinstance(raw, dict):

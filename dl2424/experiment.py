@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import socket
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ def _summary(trainer: Trainer, status: str, started: float, wall: float, steps_r
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None,
         "wall_time_s": round(wall, 3),
         "steps": trainer.step, "total_steps": s.total_steps,
+        "checkpoint_step": trainer.saved_step,
         "steps_per_sec": round(steps_run / wall, 2) if wall > 0 and steps_run else None,
         "n_params": s.model.n_params(), "seed": s.exp.seed, "config_hash": s.exp.digest(),
         "final": trainer.rows[-1] if trainer.rows else None, "best": trainer.best,
@@ -67,6 +69,9 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
     except Interrupted as e:
         summary = finish("interrupted", str(e))
         raise RunInterrupted(run, summary, e.signum) from None
+    except KeyboardInterrupt:  # a second signal: stopped at once, the last checkpoint stands
+        summary = finish("interrupted", f"aborted at step {trainer.step}")
+        raise RunAborted(run, summary) from None
     except BaseException as e:  # noqa: BLE001 — record, then let it propagate
         finish("failed", f"{type(e).__name__}: {e}")
         raise
@@ -88,6 +93,18 @@ class RunInterrupted(Exception):
         self.run, self.summary, self.signum = run, summary, signum
 
 
+class RunAborted(KeyboardInterrupt):
+    """Ctrl-C that was not (or no longer) waiting for the update to finish: the run is marked
+    interrupted and resumes from its last periodic checkpoint. Still a KeyboardInterrupt, so
+    code that calls start() stops as it would on any Ctrl-C."""
+
+    signum = signal.SIGINT
+
+    def __init__(self, run: Path, summary: dict):
+        super().__init__(summary.get("error"))
+        self.run, self.summary = run, summary
+
+
 def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
           reporter: Reporter | None = None, stop: StopFlag | None = None) -> tuple[Path, dict]:
     setup = build(exp, data_dir)  # everything that can be wrong with the input fails here
@@ -99,23 +116,47 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
 
 
 def load_run_config(run: Path) -> Experiment:
+    if not run.is_dir():
+        what = "is a file, not a run folder" if run.exists() else "no such run folder"
+        raise UserError(f"{run}: {what}; give a folder under runs/")
     if not (run / "config.yaml").is_file():
         raise UserError(f"{run}: not a run folder (no config.yaml); give a folder under runs/")
     from .config import read_yaml
     return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
 
 
+def _previous_summary(run: Path) -> dict | None:
+    """The summary of the earlier attempt, or None if missing or unreadable (it is only a
+    record; the checkpoint decides where training continues)."""
+    try:
+        previous = rundir.read_summary(run)
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(previous, dict) and isinstance(previous.get("wall_time_s", 0.0), float | int)
+    return previous if ok else None
+
+
 def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
            stop: StopFlag | None = None) -> tuple[Path, dict]:
     exp = load_run_config(run)
+    if not (run / "checkpoint.npz").exists():
+        raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
+                        f"(train.checkpoint_every) and must start again: "
+                        f"dl2424 train {run / 'config.yaml'}")
     ckpt = checkpoint.load(run / "checkpoint.npz")
     if ckpt.meta.get("config_hash") != exp.digest():
         raise UserError(f"{run}: checkpoint was written for another config "
                         f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
-    previous = rundir.read_summary(run) if (run / "summary.json").is_file() else None
+    previous = _previous_summary(run)
     if previous and previous.get("status") == "completed":
         raise UserError(f"{run}: run already completed; nothing to resume")
     setup = build(exp, data_dir)
+    if not 0 <= ckpt.meta["step"] <= setup.total_steps:
+        raise UserError(f"{run / 'checkpoint.npz'}: step {ckpt.meta['step']} is not a step of "
+                        f"this run (0..{setup.total_steps})")
+    if len(ckpt.meta.get("sampled") or []) != setup.data.info.n_classes:
+        raise UserError(f"{run / 'checkpoint.npz'}: metadata lacks the sampler's class counts "
+                        "('sampled'); it was not written by this version of dl2424")
     trainer = Trainer(setup, run, reporter, stop)
     trainer.resume_from(ckpt)
     return run, execute(setup, run, trainer, previous)

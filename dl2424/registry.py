@@ -88,7 +88,7 @@ def component(registry: Registry):
         choices = ", ".join(registry.names())
         if name is None:
             raise ValueError(f"missing 'type' (registered {registry.kind}s: {choices})")
-        if name not in registry:
+        if not isinstance(name, str) or name not in registry:
             raise ValueError(f"unknown {registry.kind} {name!r}; registered: {choices}")
         return Spec(type=name, params=registry[name].params.model_validate(value))
 

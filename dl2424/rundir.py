@@ -38,6 +38,12 @@ def create(root: Path, name: str, now: float | None = None) -> Path:
     raise UserError(f"{root}: could not create a unique run folder for {name!r}")
 
 
+def remove_partial_files(path: Path) -> None:
+    """Delete the temp files of writes a killed process never finished (see atomic.py)."""
+    for tmp in [*path.glob(".*.tmp"), *path.glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
 def write_config(path: Path, config: dict, overrides: list[str]) -> None:
     write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_text(path / "overrides.yaml", yaml.safe_dump(list(overrides)))

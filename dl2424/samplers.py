@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import SAMPLERS, Params
+from .registry import SAMPLERS
 
 
 class Sampler:

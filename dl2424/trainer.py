@@ -11,6 +11,7 @@ import numpy as np
 
 from . import checkpoint, rundir
 from .build import Setup
+from .errors import UserError
 from .rng import LazyGenerator, Stream, generator
 
 
@@ -60,6 +61,11 @@ def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
     return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra)
 
 
+def is_better(row: dict, best: dict | None) -> bool:
+    """The best evaluation is the first one with the highest validation accuracy."""
+    return best is None or row["val_acc"] > best["val_acc"]
+
+
 def class_weights(y: np.ndarray, K: int, dtype) -> np.ndarray:
     """Per-example weights p_y = 1/(K n_y), scaled by n so that they average to 1 (A3 eq. 47)."""
     counts = np.bincount(y, minlength=K).astype(np.float64)
@@ -96,6 +102,7 @@ class Trainer:
             np.sort(generator(exp.seed, Stream.EVAL).choice(len(data.train), n_sub, False))
             if n_sub and n_sub < len(data.train) else None)
         self.skipped = 0
+        self.saved_step: int | None = None  # step of the last checkpoint.npz written
         self._order, self._order_epoch = None, -1
         self.sampled = np.zeros(self.K, dtype=np.int64)  # class counts the sampler drew
 
@@ -113,21 +120,55 @@ class Trainer:
     def save_checkpoint(self, name: str = "checkpoint.npz") -> None:
         if self.run is not None:
             checkpoint.save(self.run / name, self.s.model, self.s.optimizer, self._meta())
+            if name == "checkpoint.npz":
+                self.saved_step = self.step
 
     def resume_from(self, ckpt: checkpoint.Checkpoint) -> None:
-        checkpoint.restore(ckpt, self.s.model, self.s.optimizer)
-        self.step = int(ckpt.meta["step"])
-        self.best = ckpt.meta.get("best")
+        """Continue from a checkpoint: restore every array and counter, then cut the run
+        folder back to the checkpoint's step (metrics rows, confusions, a newer best.npz),
+        so the steps after it are recomputed exactly as an uninterrupted run does them."""
+        checkpoint.restore(ckpt, self.s.model, self.s.optimizer, str(self.run / "checkpoint.npz"))
+        self.step = self.saved_step = int(ckpt.meta["step"])
         self.skipped = int(ckpt.meta.get("skipped_batches", 0))
         self.sampled = np.array(ckpt.meta["sampled"], dtype=np.int64)
-        rows = rundir.read_rows(self.run / "metrics.csv")
-        self.rows = [r for r in rows if r["step"] <= self.step]
+        self.rows = [r for r in self._read_metrics() if r["step"] <= self.step]
+        every = self.s.eval_every
+        want = list(range(0, self.step + 1, every)) + (
+            [self.step] if self.step == self.s.total_steps and self.step % every else [])
+        got = [r["step"] for r in self.rows]
+        if got != want:
+            odd = sorted(set(want) ^ set(got)) or got
+            raise UserError(f"{self.run / 'metrics.csv'}: its rows up to the checkpoint's step "
+                            f"{self.step} are not the evaluations of this run (see steps "
+                            f"{odd[:5]}); the run folder was changed by hand")
+        self.best = None
+        for r in self.rows:  # the same rule evaluate_now applies, over the kept rows
+            if is_better(r, self.best):
+                self.best = dict(r)
+        rundir.remove_partial_files(self.run)
         rundir.write_rows(self.run / "metrics.csv", self.rows)
         conf_dir = self.run / "confusion"
         if conf_dir.is_dir():
             for f in conf_dir.glob("val_step*.csv"):
-                if int(f.stem.removeprefix("val_step")) > self.step:
+                step = f.stem.removeprefix("val_step")
+                if step.isdigit() and int(step) > self.step:
                     f.unlink()
+        best = self.run / "best.npz"
+        if best.is_file() and checkpoint.read_step(best, default=self.step + 1) > self.step:
+            # Saved after the checkpoint (or unreadable): the recomputed steps rewrite it.
+            best.unlink()
+            best.with_suffix(".json").unlink(missing_ok=True)
+
+    def _read_metrics(self) -> list[dict]:
+        file = self.run / "metrics.csv"
+        try:
+            return rundir.read_rows(file)
+        except FileNotFoundError:
+            raise UserError(f"{file}: missing; the checkpoint cannot be resumed without the "
+                            "metrics written before it") from None
+        except (ValueError, KeyError, OSError) as e:
+            raise UserError(f"{file}: unreadable ({e}); the run folder was changed by "
+                            "hand") from None
 
     # -- evaluation -------------------------------------------------------------------
     def evaluate_now(self) -> dict:
@@ -145,8 +186,10 @@ class Trainer:
                "train_loss": ev_tr.loss, "train_cost": ev_tr.loss + pen, "train_acc": ev_tr.acc,
                "val_loss": ev_va.loss, "val_cost": ev_va.loss + pen, "val_acc": ev_va.acc}
         row |= {f"val_{k}": v for k, v in ev_va.extra.items()}
-        if not all(math.isfinite(v) for k, v in row.items() if k.endswith(("loss", "cost"))):
-            raise Diverged(f"step {self.step}: evaluation loss is not finite")
+        bad = [f"{k} {v}" for k, v in row.items()
+               if k.endswith(("loss", "cost")) and not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"step {self.step}: evaluation gave {', '.join(bad)}")
         self.rows.append(row)
         if self.run is not None:
             rundir.write_rows(self.run / "metrics.csv", self.rows)
@@ -156,7 +199,7 @@ class Trainer:
                 (self.run / "confusion").mkdir(exist_ok=True)
                 rundir.write_confusion(self.run / "confusion" / f"val_step{self.step}.csv",
                                        ev_va.confusion, names)
-        if self.best is None or row["val_acc"] > self.best["val_acc"]:
+        if is_better(row, self.best):
             self.best = dict(row)
             self.save_checkpoint("best.npz")
         self.reporter.on_eval(row)
@@ -195,17 +238,22 @@ class Trainer:
         self.reporter.on_start(s, self.step)
         if self.step == 0 and not self.rows:
             self.evaluate_now()
+            self.save_checkpoint()  # from here on, a killed run can always be resumed
         while self.step < s.total_steps:
             lr, loss = self.train_step()
             self.reporter.on_step(self.step, lr, loss)
-            if self.step % s.eval_every == 0 or self.step == s.total_steps:
-                self._check_params()
+            signum = self.stop.signum  # read once: a signal during the writes waits a step
+            last = self.step == s.total_steps
+            evaluating = self.step % s.eval_every == 0 or last
+            saving = self.step % s.checkpoint_every == 0 or last or signum is not None
+            if evaluating or saving:
+                self._check_params()  # before any write: a checkpoint never holds NaN
+            if evaluating:
                 self.evaluate_now()
-            if self.step % s.checkpoint_every == 0 or self.step == s.total_steps:
-                self.save_checkpoint()
-            if self.stop.signum is not None:
-                self.save_checkpoint()
-                raise Interrupted(self.stop.signum)
+            if saving:
+                self.save_checkpoint()  # after the evaluation rows of the same step
+            if signum is not None:
+                raise Interrupted(signum)
 
     def class_counts(self) -> dict:
         """Training-set class sizes and what the sampler actually drew, by class name."""
@@ -215,9 +263,11 @@ class Trainer:
                 "sampled": dict(zip(names, self.sampled.tolist(), strict=True))}
 
     def _check_params(self) -> None:
-        for k, v in self.s.model.params.items():
-            if not np.isfinite(v).all():
-                raise Diverged(f"step {self.step}: parameter {k} contains NaN or inf")
+        model = self.s.model
+        for what, arrays in (("parameter", model.params), ("model state", model.state)):
+            for k, v in arrays.items():
+                if not np.isfinite(v).all():
+                    raise Diverged(f"step {self.step}: {what} {k} contains NaN or inf")
 
     def test_metrics(self) -> dict:
         """Test loss/accuracy of the final parameters and of the best-by-validation ones."""

@@ -13,11 +13,11 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, os.environ.get("DL2424_THREADS", "1"))
 
-import typer
-from rich.console import Console
+import typer  # noqa: E402  (after the thread setting, as everything below)
+from rich.console import Console  # noqa: E402
 
-from .. import __version__
-from ..errors import UserError
+from .. import __version__  # noqa: E402
+from ..errors import UserError  # noqa: E402
 
 app = typer.Typer(
     name="dl2424",

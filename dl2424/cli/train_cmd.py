@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,16 +14,16 @@ from ..build import build
 from ..config import load_experiment
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
-from ..experiment import RunFailed, RunInterrupted
+from ..experiment import RunAborted, RunFailed, RunInterrupted
 from ..gradcheck import check_experiment
 from ..rundir import RUNS_DIR
 from ..trainer import StopFlag
 from . import app, console, err_console, user_errors
 from .progress import RichReporter
 
-Overrides = Annotated[Optional[list[str]], typer.Option(
+Overrides = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a config value: dotted.key=value (value parsed as YAML).")]
-DataDir = Annotated[Optional[Path], typer.Option(
+DataDir = Annotated[Path | None, typer.Option(
     help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders go.")]
 
@@ -57,9 +57,9 @@ def _install_signal_handlers(stop: StopFlag):
 
 @app.command()
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="Experiment YAML file.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Experiment YAML file.")] = None,
     set_: Overrides = None,
-    resume: Annotated[Optional[Path], typer.Option(
+    resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this folder from its last checkpoint.")] = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = RUNS_DIR,
@@ -84,13 +84,20 @@ def train(
                 run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
         except RunFailed as e:
             reporter.close()
-            err_console.print(f"[bold red]run failed:[/] {e}. The last good checkpoint is in "
-                              f"{e.run}", highlight=False)
+            saved = e.summary.get("checkpoint_step")
+            err_console.print(f"[bold red]run failed:[/] {e}. " + (
+                f"The last good checkpoint (step {saved}) is in {e.run}" if saved is not None
+                else f"No checkpoint was written before it; run folder: {e.run}"),
+                highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except RunInterrupted as e:
+        except (RunInterrupted, RunAborted) as e:
             reporter.close()
-            err_console.print(f"interrupted at step {e.summary['steps']}; checkpoint saved. "
-                              f"Resume with: dl2424 train --resume {e.run}", highlight=False)
+            saved = e.summary.get("checkpoint_step")
+            err_console.print(f"interrupted at step {e.summary['steps']}; " + (
+                f"checkpoint saved at step {saved}. Resume with: dl2424 train --resume {e.run}"
+                if saved is not None else
+                f"no checkpoint was written yet; start again: dl2424 train {e.run}/config.yaml"),
+                highlight=False, soft_wrap=True)
             raise typer.Exit(128 + e.signum) from None
         finally:
             reporter.close()
@@ -113,7 +120,7 @@ def gradcheck(
     eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
     atol: Annotated[float, typer.Option(
         help="Differences up to this count as agreement (the float64 noise floor).")] = 1e-10,
-    max_entries: Annotated[Optional[int], typer.Option(
+    max_entries: Annotated[int | None, typer.Option(
         help="Check at most this many random entries per parameter.")] = None,
     data_dir: DataDir = None,
 ):

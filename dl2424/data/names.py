@@ -277,6 +277,9 @@ def read_course(found: Found) -> NamesTable:
     class_names = read_categories(found.folder / LABELS_FILE)
     names, labels = read_course_names(found.folder / NAMES_FILE, len(class_names))
     is_val = read_val_inds(found.folder / VAL_FILE, len(names))
+    if is_val.all():
+        raise UserError(f"{found.folder / VAL_FILE}: lists every line of {NAMES_FILE}, which "
+                        "leaves no names to train on")
     return NamesTable(names, labels, is_val, class_names, found)
 
 

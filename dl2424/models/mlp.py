@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, NonNegativeInt
+from pydantic import Field, PositiveInt
 
 from ..errors import UserError
 from ..nn import batchnorm, layers
@@ -18,7 +18,7 @@ from .base import Model, ModelParams, make_init, make_loss
 
 
 class MLPParams(ModelParams):
-    hidden: list[NonNegativeInt] = Field(default_factory=list)
+    hidden: list[PositiveInt] = Field(default_factory=list)
     activation: Literal["relu", "leaky_relu"] = "relu"
     leaky_slope: float = Field(0.02, ge=0, lt=1)
     dropout: float = Field(1.0, gt=0, le=1, description="keep probability on hidden layers")
