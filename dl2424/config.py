@@ -106,20 +106,33 @@ def parse_override(item: str) -> tuple[list[str], object]:
     return key.strip().split("."), parsed
 
 
+def _step(node, part: str, item: str, where: str):
+    """The child of a mapping (by key) or of a list (by 0-based index) for `--set`."""
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise UserError(f"--set {item!r}: {where} is a list of {len(node)}; "
+                            f"use an index 0..{len(node) - 1}")
+        return int(part)
+    return part
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `dotted.key=value` items; a numeric part indexes a list (model.layers.0.width)."""
     for item in overrides:
         path, value = parse_override(item)
         node = raw
         for i, part in enumerate(path[:-1]):
-            child = node.get(part)
+            where = ".".join(path[:i]) or "(top level)"
+            key = _step(node, part, item, where)
+            child = node[key] if isinstance(node, list) else node.get(key)
             if isinstance(child, str):  # `optimizer: sgd` shorthand: expand to a mapping
-                child = node[part] = {"type": child}
+                child = node[key] = {"type": child}
             elif child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
+                child = node[key] = {}
+            elif not isinstance(child, dict | list):
                 raise UserError(f"--set {item!r}: {'.'.join(path[: i + 1])} is not a mapping")
             node = child
-        node[path[-1]] = value
+        node[_step(node, path[-1], item, ".".join(path[:-1]))] = value
     return raw
 
 

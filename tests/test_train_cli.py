@@ -180,3 +180,16 @@ def test_float64_run_keeps_float64(env):
     assert train(env, {**BASE, "dtype": "float64"}).exit_code == 0
     with np.load(only_run(env) / "checkpoint.npz") as z:
         assert z["params/W1"].dtype == np.float64
+
+
+def test_set_indexes_into_lists():
+    from dl2424.config import apply_overrides
+    from dl2424.errors import UserError
+
+    raw = {"model": {"layers": [{"filters": 20, "width": 5}, {"filters": 20, "width": 3}]}}
+    apply_overrides(raw, ["model.layers.1.width=4", "model.layers.0=null"])
+    assert raw["model"]["layers"] == [None, {"filters": 20, "width": 4}]
+    with pytest.raises(UserError, match="is a list of 2; use an index 0..1"):
+        apply_overrides(raw, ["model.layers.2.width=4"])
+    with pytest.raises(UserError, match="is a list of 2"):
+        apply_overrides(raw, ["model.layers.first.width=4"])
