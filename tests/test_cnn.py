@@ -81,22 +81,23 @@ def test_he_init_uses_conv_fan_in():
     model = _build({"layers": [64, 64]}, seed=3)
     F2 = model.params["F2"]  # fan_in = 64 * 3 * 3
     assert abs(F2.std() / np.sqrt(2 / (64 * 9)) - 1) < 0.03
-    assert abs(F2.mean()) < 0.01 * F2.std() * 10
+    assert abs(F2.mean()) < 0.05 * F2.std()
 
 
 def test_images_are_read_in_channel_plane_order():
-    """A 1x1-spatial check: pixel (c, i, j) of the flat row is X[c*H*W + i*W + j]."""
-    model = _build({"layers": [1]}, info=_info(side=4))
+    """Pixel (c, i, j) of a flat row is X[c*H*W + i*W + j]: a filter that copies the blue
+    plane, read out through an identity fc layer, finds the pixel where it was put."""
+    model = _build({"layers": [1]}, info=_info(side=4, K=16))
     F = np.zeros((1, 3, 3, 3))
-    F[0, 2, 1, 1] = 1.0  # copy the blue plane
+    F[0, 2, 1, 1] = 1.0  # the centre tap of the blue plane
     model.params["F1"] = F
+    model.params["W1"] = np.eye(16)
     X = np.zeros((1, 48))
     X[0, 2 * 16 + 1 * 4 + 3] = 5.0  # blue, row 1, column 3
-    _, cache = model.forward(X, train=False)
-    conv_out = cache[0][0][2]  # the ReLU cache is its output
-    expect = np.zeros((1, 1, 4, 4))
-    expect[0, 0, 1, 3] = 5.0
-    np.testing.assert_array_equal(conv_out, expect)
+    scores, _ = model.forward(X, train=False)
+    expect = np.zeros((4, 4))
+    expect[1, 3] = 5.0
+    np.testing.assert_array_equal(scores.reshape(4, 4), expect)
 
 
 def test_batchnorm_state_train_versus_eval():

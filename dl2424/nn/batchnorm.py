@@ -102,14 +102,20 @@ def batchnorm_backward(dout, cache):
     xhat, gamma, inv_std, train = cache
     axes, shape = _axes(dout)
     dbeta = dout.sum(axis=axes)
-    tmp = dout * xhat
-    dgamma = tmp.sum(axis=axes)
+    dgamma = _sum_of_products(dout, xhat)
     scale = (gamma * inv_std).reshape(shape)
     if not train:
         return dout * scale, dgamma, dbeta
     N = dout.size // dout.shape[1]
-    dx = dout * N
-    dx -= dbeta.reshape(shape)
-    dx -= np.multiply(xhat, dgamma.reshape(shape), out=tmp)
-    dx *= scale / N
+    # dx = scale * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N), built in one buffer
+    dx = xhat * (-dgamma / N).reshape(shape)
+    dx += dout
+    dx -= (dbeta / N).reshape(shape)
+    dx *= scale
     return dx, dgamma, dbeta
+
+
+def _sum_of_products(a, b):
+    """sum(a * b) over every axis but 1, without the (a * b) temporary."""
+    idx = "abcdefgh"[: a.ndim]
+    return np.einsum(f"{idx},{idx}->{idx[1]}", a, b)
