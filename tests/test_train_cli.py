@@ -149,6 +149,10 @@ def test_gradcheck_passes_and_prints_every_param(env):
     for p in ("W1", "b1", "W2", "b2", "W3", "b3"):
         assert re.search(rf"│ {p} .*pass", res.output), p
     assert "input (20,)" in res.output
+    res = runner.invoke(app, ["gradcheck", str(cfg), "--save", str(env)])
+    saved = json.loads((env / "gradcheck.json").read_text())
+    assert [c["param"] for c in saved] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert saved[0]["shape"] == [20, 20] and all(c["passed"] for c in saved)
 
 
 def test_gradcheck_fails_on_a_wrong_gradient(env, monkeypatch):

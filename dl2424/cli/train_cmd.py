@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from .. import experiment
+from ..atomic import write_json
 from ..build import build
 from ..config import load_experiment
 from ..data.paths import resolve_data_dir
@@ -122,6 +123,9 @@ def gradcheck(
         help="Differences up to this count as agreement (the float64 noise floor).")] = 1e-10,
     max_entries: Annotated[int | None, typer.Option(
         help="Check at most this many random entries per parameter.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        help="Also write the table as JSON: to RUN/gradcheck.json for a run folder (the "
+             "report shows it), else to this file.")] = None,
     data_dir: DataDir = None,
 ):
     """Compare analytic gradients of the cost with finite differences, per parameter."""
@@ -141,6 +145,12 @@ def gradcheck(
         t.add_row(c.name, "×".join(map(str, c.shape)), str(c.checked), f"{c.max_abs:.3e}",
                   f"{c.max_rel:.3e}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
     console.print(t)
+    if save is not None:
+        file = save / "gradcheck.json" if save.is_dir() else save
+        write_json(file, [{"param": c.name, "shape": list(c.shape), "checked": c.checked,
+                           "max_abs": c.max_abs, "max_rel": c.max_rel, "passed": c.passed}
+                          for c in checks])
+        console.print(f"saved: {file}", highlight=False)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 
