@@ -13,20 +13,15 @@ of several repeats. Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import time
+import sys
+from pathlib import Path
 
-ARGS = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ARGS.add_argument("--threads", type=int, default=1,
-                  help="BLAS / torch threads (default 1: fastest for nets this small)")
-ARGS.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is shown")
-ARGS.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                  help="wall time, or this process's CPU time (steadier on a busy machine)")
-OPTS = ARGS.parse_args()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(OPTS.threads)  # must precede the numpy import
+sys.path.insert(0, str(Path(__file__).parent))
+from common import parse_args, timer  # noqa: E402
+
+OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
 
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -128,7 +123,7 @@ def seconds_per_100(step, n_steps, repeats):
     """Median over repeats of the time of n_steps updates, scaled to 100 updates."""
     for _ in range(max(1, n_steps // 5)):
         step()  # warm-up: caches, allocator, BLAS buffers
-    clock = time.process_time if OPTS.clock == "cpu" else time.perf_counter
+    clock = timer(OPTS)
     times = []
     for _ in range(repeats):
         t = clock()

@@ -10,29 +10,20 @@ of this machine's float32 matmul peak, measured here with the same BLAS thread c
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
-ARGS = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ARGS.add_argument("--threads", type=int, default=1,
-                  help="BLAS threads (default 1, as the CLI; DL2424_THREADS=2 there)")
-ARGS.add_argument("--repeats", type=int, default=5, help="timed repeats per configuration")
-ARGS.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                  help="wall time, or this process's CPU time (steadier on a busy machine)")
-OPTS = ARGS.parse_args()
-for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(OPTS.threads)  # must precede the numpy import
+sys.path.insert(0, str(Path(__file__).parent))
+from common import parse_args, timer  # noqa: E402
+
+OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
 
 import numpy as np  # noqa: E402
+from common import matmul_peak_gflops  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from common import matmul_peak_gflops  # noqa: E402
 
 import dl2424.models.cnn  # noqa: E402,F401  (registers the model)
 import dl2424.optim  # noqa: E402,F401  (registers the optimizers)
@@ -93,7 +84,7 @@ def time_ms(fn, repeats, number):
     """(median, best) over `repeats` of the mean time of `number` calls, in milliseconds."""
     fn()
     fn()  # warm-up: allocator, BLAS buffers
-    clock = time.process_time if OPTS.clock == "cpu" else time.perf_counter
+    clock = timer(OPTS)
     times = []
     for _ in range(repeats):
         t0 = clock()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import matmul_peak_gflops, median_ms, torch_or_none  # noqa: E402
+from common import matmul_peak_gflops, median_ms, parse_args, torch_or_none  # noqa: E402
+
+OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 from dl2424.build import build  # noqa: E402
 from dl2424.config import validate  # noqa: E402
@@ -123,7 +125,8 @@ def deeper_table(peak: float) -> Table:
 def main():
     console = Console()
     torch = torch_or_none()
-    table = Table(title=f"A2 network {D}-{M}-{K}, batch {B}: ms per update (median)")
+    table = Table(title=f"A2 network {D}-{M}-{K}, batch {B}: ms per update (median), "
+                        f"{OPTS.threads} thread(s)")
     for col in ("dtype", "bare NumPy", "dl2424", "dl2424 / bare", "GFLOP/s", "% of peak",
                 "PyTorch CPU", "dl2424 / PyTorch"):
         table.add_column(col, justify="right")
@@ -139,7 +142,7 @@ def main():
         gflops = mlp_flops([M]) / (t_ours * 1e-3) / 1e9
         t_torch = ratio_torch = "—"
         if torch is not None:
-            torch.set_num_threads(2)
+            torch.set_num_threads(OPTS.threads)
             tt = median_ms(torch_step(torch, dtype), repeats=5, number=100)
             t_torch, ratio_torch = f"{tt:.3f}", f"{t_ours / tt:.2f}×"
         table.add_row(dtype.__name__, f"{t_bare:.3f}", f"{t_ours:.3f}",

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import time
 
-import numpy as np
+
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options every benchmark takes. Sets the BLAS thread count, so call it before
+    NumPy is imported."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS / torch threads (default 1, as the dl2424 CLI)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is shown")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall time, or this process's CPU time (steadier on a busy machine)")
+    opts = ap.parse_args()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(opts.threads)
+    return opts
+
+
+def timer(opts):
+    return time.process_time if opts.clock == "cpu" else time.perf_counter
 
 
 def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
@@ -23,6 +42,8 @@ def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
 
 def matmul_peak_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
     """The machine's practical matmul peak: best of a few n x n x n products."""
+    import numpy as np
+
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
     b = a.copy()
     a @ b
