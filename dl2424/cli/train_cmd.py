@@ -30,7 +30,8 @@ RunsDir = Annotated[Path, typer.Option(help="Where run folders go.")]
 
 
 def _print_summary(run: Path, summary: dict) -> None:
-    t = Table(title=f"{summary['name']}: {summary['status']}", show_header=True)
+    console.print(f"[bold]{summary['name']}[/]: {summary['status']}", highlight=False)
+    t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("final", justify="right")
     t.add_column("best val", justify="right")
