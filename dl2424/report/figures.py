@@ -123,11 +123,13 @@ def accuracy_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
     fig = Figure(figsize=CURVE_SIZE, layout="constrained")
     ax = fig.subplots()
     _split_lines(ax, runs, "acc", scale=100)
-    extra_handles = []
+    extra_handles, extra_keys = [], []
     for i, run in enumerate(runs):
         steps = [r["step"] for r in run.rows]
         for k in [k for k in run.rows[0] if k.startswith("val_") and k.endswith("_acc")
                   and k != "val_acc"]:
+            if k not in extra_keys:
+                extra_keys.append(k)
             color = COLORS[2] if len(runs) == 1 else _color(i)
             ax.plot(steps, [100 * r[k] for r in run.rows], color=color, ls=":",
                     label=k.replace("_", " "))
@@ -136,16 +138,26 @@ def accuracy_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
             color = COLORS[3] if len(runs) == 1 else _color(i)
             ax.plot([run.rows[-1]["step"]], [100 * test], "*", color=color, markersize=12,
                     label="test (final)")
-    if len(runs) > 1 and any("test" in r.summary for r in runs):
-        extra_handles.append(Line2D([], [], marker="*", ls="", color="0.3", markersize=10,
-                                    label="test (final)"))
+    has_test = any("test" in r.summary for r in runs)
+    if len(runs) > 1:
+        extra_handles += [Line2D([], [], color="0.3", ls=":", label=k.replace("_", " "))
+                          for k in extra_keys]
+        if has_test:
+            extra_handles.append(Line2D([], [], marker="*", ls="", color="0.3",
+                                        markersize=10, label="test (final)"))
     ax.set(xlabel="update step", ylabel="accuracy (%)",
            title="accuracy: training and validation")
     ax.grid(alpha=0.3)
     _epoch_axis(ax, runs)
     _legend(fig, ax, runs, labels, extra_handles)
     caption = ("Classification accuracy on the training set (dashed) and the validation set "
-               "(solid); a star marks the test accuracy of the final parameters.")
+               "(solid)")
+    if extra_keys:
+        caption += ("; dotted: " + ", ".join(k.replace("_", " ") for k in extra_keys)
+                    + " (val unseen = validation names that do not occur in the training part)")
+    if has_test:
+        caption += "; a star marks the test accuracy of the final parameters"
+    caption += "."
     return _save(fig, out, "accuracy.png", "Accuracy", caption)
 
 
