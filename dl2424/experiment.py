@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import signal
 import socket
@@ -41,7 +42,8 @@ def _summary(trainer: Trainer, status: str, started: float, wall: float, steps_r
         "n_params": s.model.n_params(), "seed": s.exp.seed, "config_hash": s.exp.digest(),
         "final": trainer.rows[-1] if trainer.rows else None, "best": trainer.best,
         "skipped_batches": trainer.skipped,
-        "host": socket.gethostname(), "versions": versions(), "error": error,
+        "host": socket.gethostname(), "pid": os.getpid(), "versions": versions(),
+        "error": error,
     }
     summary |= test or {}
     return summary
@@ -60,8 +62,9 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
         rundir.write_summary(run, summary)
         return summary
 
-    finish("running")
+    rundir.claim(run)
     try:
+        finish("running")
         trainer.fit()
     except Diverged as e:
         summary = finish("failed", f"diverged: {e}")
@@ -75,8 +78,11 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
     except BaseException as e:  # noqa: BLE001 — record, then let it propagate
         finish("failed", f"{type(e).__name__}: {e}")
         raise
-    write_json(run / "class_counts.json", trainer.class_counts())
-    summary = finish("completed", test=trainer.test_metrics())
+    else:
+        write_json(run / "class_counts.json", trainer.class_counts())
+        summary = finish("completed", test=trainer.test_metrics())
+    finally:
+        rundir.release(run)
     trainer.reporter.on_end(summary)
     return summary
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -95,3 +96,55 @@ def read_summary(path: Path) -> dict:
 
 def write_summary(path: Path, summary: dict) -> None:
     write_json(path / "summary.json", summary)
+
+
+LOCK = "train.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def claim(path: Path) -> None:
+    """Mark the run folder as trained by this process, so that a second `train --resume` of
+    the same run cannot interleave its writes with ours. A lock left by a dead process on
+    this host is taken over."""
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    lock = path / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+                host, pid = holder["host"], int(holder["pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                lock.unlink(missing_ok=True)  # unreadable: written by a process killed mid-way
+                continue
+            if host == me["host"] and not _alive(pid):
+                lock.unlink(missing_ok=True)
+                continue
+            raise UserError(f"{path}: being trained by process {pid} on {host}; wait for it to "
+                            f"finish or stop it (if that process is gone, delete {lock})"
+                            ) from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return
+    raise UserError(f"{path}: could not take {lock}; delete it if no training is running")
+
+
+def release(path: Path) -> None:
+    (path / LOCK).unlink(missing_ok=True)
+
+
+def is_stale(summary: dict) -> bool:
+    """A summary that says `running` although its process on this host is gone (kill -9)."""
+    pid = summary.get("pid")
+    return (summary.get("status") == "running" and isinstance(pid, int)
+            and summary.get("host") == socket.gethostname() and not _alive(pid))

@@ -5,6 +5,7 @@ to an uninterrupted run with the same seed."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -195,3 +196,27 @@ def test_same_second_same_name_never_shares_a_folder(env, data_dir, monkeypatch)
         [f"{stamp}-rich"] + [f"{stamp}-rich-{i}" for i in range(2, 9)])
     metrics = {(r / "metrics.csv").read_bytes() for r in runs}
     assert len(metrics) == 1  # eight complete, identical runs: none wrote into another's folder
+
+
+def test_a_run_being_trained_cannot_be_resumed_twice(tmp_path):
+    from dl2424 import rundir
+    from dl2424.errors import UserError
+
+    run = tmp_path / "r"
+    run.mkdir()
+    rundir.claim(run)
+    with pytest.raises(UserError, match=f"being trained by process {os.getpid()}"):
+        rundir.claim(run)
+    rundir.release(run)
+    rundir.claim(run)  # free again
+    rundir.release(run)
+    # A lock left by a process that no longer exists is taken over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run / rundir.LOCK).write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    rundir.claim(run)
+    assert json.loads((run / rundir.LOCK).read_text())["pid"] == os.getpid()
+    rundir.release(run)
+    summary = {"status": "running", "host": socket.gethostname(), "pid": dead.pid}
+    assert rundir.is_stale(summary)
+    assert not rundir.is_stale({**summary, "pid": os.getpid()})

@@ -17,6 +17,7 @@ import yaml
 
 from .. import checkpoint, rundir
 from ..errors import UserError
+from ..rundir import is_stale
 
 REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
 RUN_MARKERS = ("config.yaml", "summary.json")
@@ -43,6 +44,10 @@ class Run:
 
     @property
     def status(self) -> str:
+        """The summary's status; `running` whose process is gone (kill -9) shows as
+        `stale`: resume it with `dl2424 train --resume`."""
+        if is_stale(self.summary):
+            return "stale"
         return self.summary.get("status", "unknown")
 
     @property
