@@ -118,17 +118,6 @@ class CNN(Model):
                             "model.pool.kernel")
         return (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
 
-    # ------------------------------------------------------------------ activations
-    def _act_forward(self, x):
-        if self.p.activation == "relu":
-            return layers.relu_forward(x)
-        return layers.leaky_relu_forward(x, self.p.leaky_slope)
-
-    def _act_backward(self, dout, cache):
-        if self.p.activation == "relu":
-            return layers.relu_backward(dout, cache)
-        return layers.leaky_relu_backward(dout, cache)
-
     # ------------------------------------------------------------------ conv block
     def _conv_forward(self, x, l, train):
         """conv -> [batch norm] -> activation for conv layer l."""
@@ -139,12 +128,12 @@ class CNN(Model):
             h, c_bn = bn.batchnorm_forward(h, P[f"gamma{l}"], P[f"beta{l}"],
                                            bn.layer_state(self.state, f"bn{l}"), train,
                                            self.p.bn_eps, self.p.bn_alpha)
-        h, c_act = self._act_forward(h)
+        h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
         return h, (c_conv, c_bn, c_act)
 
     def _conv_backward(self, dout, cache, l, grads):
         c_conv, c_bn, c_act = cache
-        d = self._act_backward(dout, c_act)
+        d = layers.activation_backward(dout, c_act)
         if c_bn is not None:
             d, grads[f"gamma{l}"], grads[f"beta{l}"] = bn.batchnorm_backward(d, c_bn)
         # The first layer's input is the data: skip its gradient.
@@ -172,7 +161,7 @@ class CNN(Model):
                 h, c_drop = layers.dropout_forward(h, self.p.keep, rng)
             h, c_aff = layers.affine_forward(h, self.params[f"W{j}"], self.params[f"bW{j}"])
             if j < self.n_fc:
-                h, c_act = self._act_forward(h)
+                h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
             fc_caches.append((c_drop, c_aff, c_act))
         return h, (caches, c_flat, fc_caches)
 
@@ -183,7 +172,7 @@ class CNN(Model):
         for j in range(self.n_fc, 0, -1):
             c_drop, c_aff, c_act = fc_caches[j - 1]
             if c_act is not None:
-                d = self._act_backward(d, c_act)
+                d = layers.activation_backward(d, c_act)
             d, grads[f"W{j}"], grads[f"bW{j}"] = layers.affine_backward(d, c_aff)
             if c_drop is not None:
                 d = layers.dropout_backward(d, c_drop)

@@ -51,15 +51,7 @@ class MLP(Model):
         # (A3: "the biases are redundant"); beta_l takes its place.
         return self.p.batchnorm and self.p.bn_placement == "before" and l < self.n_layers
 
-    def _act_forward(self, s):
-        if self.p.activation == "relu":
-            return layers.relu_forward(s)
-        return layers.leaky_relu_forward(s, self.p.leaky_slope)
 
-    def _act_backward(self, d, cache):
-        if self.p.activation == "relu":
-            return layers.relu_backward(d, cache)
-        return layers.leaky_relu_backward(d, cache)
 
     def _bn_forward(self, x, l, train):
         if not self.p.batchnorm:
@@ -77,7 +69,7 @@ class MLP(Model):
             c_bn1 = c_bn2 = c_drop = None
             if before:
                 x, c_bn1 = self._bn_forward(x, l, train)
-            x, c_act = self._act_forward(x)
+            x, c_act = layers.activation_forward(x, self.p.activation, self.p.leaky_slope)
             if not before:
                 x, c_bn2 = self._bn_forward(x, l, train)
             if train and self.p.dropout < 1:
@@ -101,7 +93,7 @@ class MLP(Model):
                 dx = layers.dropout_backward(dx, c_drop)
             if c_bn2 is not None:
                 dx, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(dx, c_bn2)
-            ds = self._act_backward(dx, c_act)
+            ds = layers.activation_backward(dx, c_act)
             if c_bn1 is not None:
                 ds, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(ds, c_bn1)
             if l > 1:

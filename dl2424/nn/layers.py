@@ -60,3 +60,17 @@ def dropout_forward(x, keep, rng):
 
 def dropout_backward(dout, mask):
     return dout * mask
+
+
+def activation_forward(x, kind: str, slope: float = 0.0):
+    """The activation a model's config names ("relu" or "leaky_relu"); the cache says which."""
+    if kind == "relu":
+        out, cache = relu_forward(x)
+    else:
+        out, cache = leaky_relu_forward(x, slope)
+    return out, (kind, cache)
+
+
+def activation_backward(dout, cache):
+    kind, inner = cache
+    return relu_backward(dout, inner) if kind == "relu" else leaky_relu_backward(dout, inner)
