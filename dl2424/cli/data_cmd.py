@@ -108,8 +108,10 @@ def _print_names(f: NamesFacts, limit: int):
     for k, cls in enumerate(f.class_names):
         table.add_row(str(k + 1), cls, str(f.train_counts[k]), str(f.val_counts[k]))
     console.print(table)
-    lengths = Table("length", *map(str, f.length_counts), title="name lengths")
-    lengths.add_row("names", *map(str, f.length_counts.values()))
+    lengths = Table("length", "names", "", title="name lengths")
+    top = max(f.length_counts.values())
+    for n, count in f.length_counts.items():
+        lengths.add_row(str(n), str(count), "█" * max(1, round(40 * count / top)))
     console.print(lengths)
     extra = sum(c - 1 for _, _, c in f.duplicates)
     _print_list(f"{len(f.duplicates)} exact duplicates (same name and label; {extra} extra "
