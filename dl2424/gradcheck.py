@@ -52,12 +52,13 @@ def numerical_grad(cost, w, h, method, idx):
 
 
 def check_model(model, X, target, weights=None, *, h=1e-5, method="centred", tol=1e-6,
-                eps=1e-8, atol=1e-10, max_entries=None, seed=0) -> list[ParamCheck]:
+                eps=1e-8, atol=4e-10, max_entries=None, seed=0) -> list[ParamCheck]:
     """Compare grads of J = loss + penalty for every param. Dropout masks are fixed by
     giving every evaluation a generator with the same seed.
 
     Entries whose absolute difference is at most `atol` agree: that is the noise floor of
-    the differences (about eps_machine |J| / h, 2e-11 for float64 and h = 1e-5), and where
+    the differences (a few eps_machine |J| / h: 1e-10 or so for float64 and h = 1e-5;
+    rounding in a deep forward pass adds to it), and where
     the true gradient is exactly zero (biases under batch norm, inactive hinges) the
     relative error of two noise values would be 1. The max relative error is reported over
     all entries, so such entries show up in it while still passing."""

@@ -120,8 +120,9 @@ def gradcheck(
     h: Annotated[float, typer.Option("--h", help="Finite-difference step.")] = 1e-5,
     tol: Annotated[float, typer.Option(help="Largest acceptable relative error.")] = 1e-6,
     eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
-    atol: Annotated[float, typer.Option(
-        help="Differences up to this count as agreement (the float64 noise floor).")] = 1e-10,
+    atol: Annotated[float | None, typer.Option(
+        help="Differences up to this count as agreement: the float64 noise floor of the "
+             "differences, by default 4e-15 / h (4e-10 at h = 1e-5).")] = None,
     max_entries: Annotated[int | None, typer.Option(
         help="Check at most this many random entries per parameter.")] = None,
     save: Annotated[Path | None, typer.Option(
@@ -137,7 +138,8 @@ def gradcheck(
         exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
         setup = build(exp, resolve_data_dir(data_dir))
         checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
-                                        method=method, tol=tol, eps=eps, atol=atol,
+                                        method=method, tol=tol, eps=eps,
+                                        atol=atol if atol is not None else 4e-15 / h,
                                         max_entries=max_entries)
     t = Table(title=f"gradient check: {what}; {method} differences, h={h:g}")
     for col in ("param", "shape", "checked", "max |a-n|", "max rel err", f"≤ {tol:g}"):
