@@ -32,6 +32,8 @@ class TrainConfig(Params):
     class_weighted: bool = Field(False, description="weight examples by 1/(K n_y) (A3 eq. 47)")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     keep_confusions: bool = Field(True, description="save every evaluation's val confusion")
+    snapshots: bool = Field(False, description="save the parameters at the end of every "
+                            "cycle of a cyclic schedule (snapshot ensembles, A2 bonus)")
 
     @model_validator(mode="after")
     def _one_length(self):
@@ -62,6 +64,9 @@ class Experiment(Params):
         if not needs_lr and lr is not None:
             raise ValueError(f"optimizer.lr is not used with schedule {self.schedule.type!r}, "
                              "which sets the learning rate itself; remove optimizer.lr")
+        if self.train.snapshots and self.schedule.type != "cyclic":
+            raise ValueError("train.snapshots needs schedule.type: cyclic (a snapshot is "
+                             "taken at the end of each cycle)")
         if self.train.cycles is not None and self.schedule.type != "cyclic":
             raise ValueError("train.cycles needs schedule.type: cyclic; use epochs or steps")
         return self

@@ -1,5 +1,5 @@
-"""Ensembles of trained runs: majority vote and probability averaging on the test set
-(A1 bonus (h), the A2 snapshot-ensemble bonus)."""
+"""Ensembles of trained runs, or of the snapshots one run saved at the end of each cycle:
+majority vote and probability averaging on the test set (A1 bonus (h), A2 bonus (c))."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .experiment import load_info, load_run_config
 @dataclass
 class EnsembleResult:
     split: str
-    members: list[tuple[str, float]]  # (run, accuracy alone)
+    members: list[tuple[str, float]]  # (run [snapshot], accuracy alone)
     vote_acc: float
     mean_acc: float
 
@@ -33,26 +33,43 @@ def majority_vote(probs: np.ndarray) -> np.ndarray:
     return (votes + tie_break).argmax(axis=1)
 
 
-def evaluate_ensemble(runs: list[Path], data_dir: Path, weights: str = "best"
-                      ) -> EnsembleResult:
-    if len(runs) < 2:
-        raise UserError("an ensemble needs at least two run folders")
-    exps = [load_run_config(r) for r in runs]
-    if any(e.data != exps[0].data for e in exps[1:]):
+def members_of(runs: list[Path], weights: str, snapshots: bool) -> list[tuple[Path, Path]]:
+    """(run, parameter file) per member: each run's best or last checkpoint, or with
+    snapshots every end-of-cycle snapshot the runs saved (train.snapshots)."""
+    if not snapshots:
+        return [(r, r / ("best.npz" if weights == "best" else "checkpoint.npz")) for r in runs]
+    members = [(r, f) for r in runs
+               for f in sorted((r / "snapshots").glob("cycle*.npz"),
+                               key=lambda f: int(f.stem.removeprefix("cycle")))]
+    if not members:
+        raise UserError(f"no snapshots/cycle<k>.npz in {', '.join(map(str, runs))}; train "
+                        "with train.snapshots: true and a cyclic schedule")
+    return members
+
+
+def evaluate_ensemble(runs: list[Path], data_dir: Path, weights: str = "best",
+                      snapshots: bool = False) -> EnsembleResult:
+    members = members_of(runs, weights, snapshots)
+    if len(members) < 2:
+        raise UserError("an ensemble needs at least two members: give two or more run "
+                        "folders, or a run with several snapshots (--snapshots)")
+    exps = {r: load_run_config(r) for r in runs}
+    first = exps[runs[0]]
+    if any(e.data != first.data for e in exps.values()):
         raise UserError("the runs were trained on different data configs; an ensemble needs "
                         "the same dataset, split and preprocessing for every member")
-    data = load_dataset(exps[0].data, data_dir, np.dtype(exps[0].dtype))
+    data = load_dataset(first.data, data_dir, np.dtype(first.dtype))
     split_name, split = ("test", data.test) if data.test is not None else ("val", data.val)
-    probs, members = [], []
-    for run, exp in zip(runs, exps, strict=True):
-        model = build_model(exp, load_info(run))
-        file = run / ("best.npz" if weights == "best" else "checkpoint.npz")
+    probs, accs = [], []
+    for run, file in members:
+        model = build_model(exps[run], load_info(run))
         checkpoint.restore(checkpoint.load(file), model, where=str(file))
         p = model.proba(split.X)
         probs.append(p)
-        members.append((str(run), float(np.mean(p.argmax(axis=1) == split.y))))
+        label = f"{run} {file.stem}" if snapshots else str(run)
+        accs.append((label, float(np.mean(p.argmax(axis=1) == split.y))))
     probs = np.stack(probs)
     vote = majority_vote(probs)
     mean = probs.mean(axis=0).argmax(axis=1)
-    return EnsembleResult(split_name, members, float(np.mean(vote == split.y)),
+    return EnsembleResult(split_name, accs, float(np.mean(vote == split.y)),
                           float(np.mean(mean == split.y)))

@@ -83,6 +83,17 @@ def training_targets(setup: Setup):
     return ((1 - eps) * T + eps * (1 - T) / (K - 1)).astype(T.dtype)
 
 
+def snapshot_steps(setup: Setup) -> list[int]:
+    """The update steps at which the cycles of a cyclic schedule end (train.snapshots)."""
+    if not setup.exp.train.snapshots:
+        return []
+    steps, k = [], 1
+    while (end := setup.schedule.cycle_steps(k)) <= setup.total_steps:
+        steps.append(end)
+        k += 1
+    return steps
+
+
 class Trainer:
     def __init__(self, setup: Setup, run: Path | None, reporter: Reporter | None = None,
                  stop: StopFlag | None = None):
@@ -105,6 +116,7 @@ class Trainer:
         self.saved_step: int | None = None  # step of the last checkpoint.npz written
         self._order, self._order_epoch = None, -1
         self.sampled = np.zeros(self.K, dtype=np.int64)  # class counts the sampler drew
+        self.snapshot_steps = snapshot_steps(setup) if run is not None else []
 
     # -- bookkeeping ------------------------------------------------------------------
     def _meta(self) -> dict:
@@ -250,6 +262,11 @@ class Trainer:
                 self._check_params()  # before any write: a checkpoint never holds NaN
             if evaluating:
                 self.evaluate_now()
+            if self.step in self.snapshot_steps:  # before the checkpoint of the same step,
+                self._check_params()  # so a resume from that checkpoint never misses it
+                (self.run / "snapshots").mkdir(exist_ok=True)
+                k = self.snapshot_steps.index(self.step) + 1
+                self.save_checkpoint(f"snapshots/cycle{k}.npz")
             if saving:
                 self.save_checkpoint()  # after the evaluation rows of the same step
             if signum is not None:

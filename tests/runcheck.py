@@ -2,8 +2,9 @@
 and checks that two run folders hold bit-identical results.
 
     RICH: a config with batch-norm state, dropout and augmentation (step RNGs), momentum,
-      a cyclic schedule, a training-eval subset, label smoothing, and checkpoints (every 3)
-      not aligned with evaluations (every 4); 5 updates per epoch on write_cifar_python(40).
+      a cyclic schedule with end-of-cycle snapshots (steps 12 and 24), a training-eval subset,
+      label smoothing, and checkpoints (every 3) not aligned with evaluations (every 4);
+      5 updates per epoch on write_cifar_python(40).
     arrays(npz) -> {name: array}; meta(npz) -> dict
     assert_same_run(ref, run): metrics, checkpoints, best, confusions, summary all equal
     assert_resumable(run): what a killed run must leave (loadable checkpoint, complete rows)
@@ -27,9 +28,9 @@ RICH = {
     "model": {"type": "mlp", "hidden": [12], "l2": 0.001, "init": "he", "batchnorm": True,
               "dropout": 0.8},
     "optimizer": {"type": "momentum", "rho": 0.9},
-    "schedule": {"type": "cyclic", "eta_min": 0.001, "eta_max": 0.05, "n_s": 8},
+    "schedule": {"type": "cyclic", "eta_min": 0.001, "eta_max": 0.05, "n_s": 6},
     "train": {"batch_size": 8, "steps": 26, "eval_every": 4, "checkpoint_every": 3,
-              "eval_train_subset": 20, "label_smoothing": 0.1},
+              "eval_train_subset": 20, "label_smoothing": 0.1, "snapshots": True},
 }
 
 
@@ -66,6 +67,12 @@ def assert_same_run(ref: Path, run: Path) -> None:
         assert files == sorted(f.name for f in (run / "confusion").iterdir())
         for f in files:
             assert (ref / "confusion" / f).read_bytes() == (run / "confusion" / f).read_bytes()
+    snaps = sorted(f.name for f in (ref / "snapshots").glob("*.npz")) if (
+        ref / "snapshots").is_dir() else []
+    assert snaps == (sorted(f.name for f in (run / "snapshots").glob("*.npz"))
+                     if (run / "snapshots").is_dir() else [])
+    for f in snaps:
+        assert_same_arrays(ref / "snapshots" / f, run / "snapshots" / f)
     s_ref, s_run = (json.loads((r / "summary.json").read_text()) for r in (ref, run))
     assert s_run["status"] == "completed", s_run
     for k in ("steps", "checkpoint_step", "final", "best", "test", "test_at_best",
