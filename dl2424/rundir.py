@@ -82,6 +82,17 @@ def write_confusion(file: Path, matrix: np.ndarray, class_names: list[str]) -> N
     write_text(file, buf.getvalue(), fsync=False)
 
 
+def write_predictions(file: Path, y, pred, p_label, class_names: list[str]) -> None:
+    """One row per example of a split: true and predicted class, and the probability the
+    model gave the true class (for the A1 bonus histograms of correct vs wrong)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "label", "pred", "p_label"])
+    for i, (t, p, q) in enumerate(zip(y.tolist(), pred.tolist(), p_label.tolist(), strict=True)):
+        w.writerow([i, class_names[t], class_names[p], f"{q:.6g}"])
+    write_text(file, buf.getvalue(), fsync=False)
+
+
 def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
     with open(file, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))

@@ -47,6 +47,8 @@ class Evaluation:
     acc: float
     confusion: np.ndarray
     extra: dict = field(default_factory=dict)
+    pred: np.ndarray | None = None  # predicted class per example
+    p_label: np.ndarray | None = None  # probability the model gives the true class
 
 
 def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
@@ -58,7 +60,8 @@ def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
     extra = {}
     for name, mask in (masks or {}).items():
         extra[f"{name}_acc"] = float(np.mean(pred[mask] == y[mask])) if mask.any() else math.nan
-    return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra)
+    p_label = model.loss_fn.proba(scores)[np.arange(len(y)), y]
+    return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra, pred, p_label)
 
 
 def is_better(row: dict, best: dict | None) -> bool:
@@ -297,6 +300,8 @@ class Trainer:
         if self.run is not None:
             rundir.write_confusion(self.run / "confusion_test.csv", ev.confusion,
                                    data.info.class_names)
+            rundir.write_predictions(self.run / "predictions_test.csv", data.test.y, ev.pred,
+                                     ev.p_label, data.info.class_names)
             best = self.run / "best.npz"
             if best.is_file():
                 saved = {k: v.copy() for k, v in model.params.items()}

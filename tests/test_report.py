@@ -115,6 +115,10 @@ def fabricate_run(root: Path, config: dict, *, folder: str | None = None, n_eval
     if test:
         rundir.write_confusion(run / "confusion_test.csv", confusion(K, 0.35, 100, rng),
                                list(classes))
+        y, pred = rng.integers(0, K, 100), rng.integers(0, K, 100)
+        pred[:35] = y[:35]
+        rundir.write_predictions(run / "predictions_test.csv", y, pred, rng.random(100),
+                                 list(classes))
     if weights is None and cifar and montage:
         weights = np.random.default_rng(2).normal(size=(3072, K)).astype(np.float32)
     if weights is not None:
@@ -177,7 +181,7 @@ def cifar_report(tmp_path_factory):
 
 EXPECTED_PNGS = {"loss.png", "accuracy.png", "lr.png", "lr_range.png", "confusion_val.png",
                  "confusion_test.png", "confusion_strip.png", "per_class.png",
-                 "class_counts.png", "weights.png"}
+                 "class_counts.png", "weights.png", "confidence.png"}
 
 
 def test_single_run_report_writes_every_figure(cifar_report):
@@ -373,3 +377,14 @@ def test_config_written_by_rundir_round_trips(tmp_path):
     run = fabricate_run(tmp_path, CIFAR_CONFIG)
     assert yaml.safe_load((run / "config.yaml").read_text()) == CIFAR_CONFIG
     assert read_run(run).dataset == "cifar10" and read_run(run).model == "mlp"
+
+
+def test_confidence_reads_the_predictions(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    rundir.write_predictions(run_dir / "predictions_test.csv", np.array([0, 1, 2, 1]),
+                             np.array([0, 2, 2, 0]), np.array([0.9, 0.2, 0.55, 0.1]),
+                             ["a", "b", "c"])
+    p, ok = figures._read_predictions(SimpleNamespace(file=lambda name: run_dir / name))
+    np.testing.assert_allclose(p, [0.9, 0.2, 0.55, 0.1])
+    assert ok.tolist() == [True, False, True, False]

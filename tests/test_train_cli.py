@@ -1,5 +1,6 @@
 """`dl2424 train` and `gradcheck` from the command line, on tiny fixtures in the real format."""
 
+import csv
 import json
 import re
 
@@ -68,6 +69,12 @@ def test_train_writes_a_complete_run_folder(env):
     names, conf = read_confusion(run / "confusion_test.csv")
     assert names[0] == "airplane" and conf.sum() == 40
     assert conf.trace() / 40 == pytest.approx(summary["test"]["acc"])
+    with open(run / "predictions_test.csv") as f:
+        preds = list(csv.DictReader(f))
+    assert len(preds) == 40
+    assert all(0 <= float(p["p_label"]) <= 1 for p in preds)
+    right = sum(p["label"] == p["pred"] for p in preds)
+    assert right / 40 == pytest.approx(summary["test"]["acc"])
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["optimizer"] == {"type": "momentum", "lr": 0.01, "rho": 0.9}
     assert saved["schedule"] == {"type": "constant"}  # defaults are written out resolved

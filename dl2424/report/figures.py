@@ -5,6 +5,7 @@ line styles mean splits (train dashed, validation solid), labels from the differ
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -517,6 +518,43 @@ def weights_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None
     return _save(fig, out, "weights.png", "Class templates (W montage)", caption)
 
 
+# ---------------------------------------------------------------------------- confidence
+
+def _read_predictions(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
+    """(p_label, correct) per test example from predictions_test.csv, or None."""
+    f = run.file("predictions_test.csv")
+    if not f.is_file():
+        return None
+    with open(f, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+    return (np.array([float(r["p_label"]) for r in rows]),
+            np.array([r["label"] == r["pred"] for r in rows]))
+
+
+def confidence_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
+    """Histograms of the probability given to the true class, for correctly and wrongly
+    classified test examples (the A1 2022 bonus figure comparing softmax with BCE)."""
+    found = [(lab, got) for run, lab in zip(runs, labels, strict=True)
+             if (got := _read_predictions(run)) is not None]
+    if not found:
+        return None
+    fig = Figure(figsize=(4.2 * len(found) + 0.6, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(found), squeeze=False)[0]
+    bins = np.linspace(0, 1, 21)
+    for ax, (lab, (p, ok)) in zip(axes, found, strict=True):
+        ax.hist(p[ok], bins, color=COLORS[2], alpha=0.7, label=f"correct (n = {ok.sum()})")
+        ax.hist(p[~ok], bins, color=COLORS[3], alpha=0.7, label=f"wrong (n = {(~ok).sum()})")
+        ax.set(xlabel="probability of the true class", ylabel="test examples",
+               title=lab or "test set")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    caption = ("How sure the final model is of the true class on each test example, split "
+               "by whether its prediction was right (predictions_test.csv).")
+    return _save(fig, out, "confidence.png", "Probability of the true class", caption)
+
+
 # ---------------------------------------------------------------------------- all of them
 
 def draw_all(runs: list[Run], labels: list[str], out: Path) -> tuple[list[Plot], list[str]]:
@@ -535,6 +573,7 @@ def draw_all(runs: list[Run], labels: list[str], out: Path) -> tuple[list[Plot],
         (lambda: class_counts_figure(runs, labels, out),
          "no class_counts.json in the run folder: class distribution figure left out"),
         (lambda: weights_figure(runs, labels, out), None),
+        (lambda: confidence_figure(runs, labels, out), None),
     ]
     notes = []
     for draw, note in optional:

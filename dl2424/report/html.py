@@ -70,7 +70,7 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
     classes = Section("Classes", figs("confusion_val.png", "confusion_test.png",
                                       "confusion_strip.png", "per_class.png"))
     classes.items += per_class_tables(runs, labels)
-    classes.items += figs("class_counts.png") + figure_notes
+    classes.items += figs("class_counts.png", "confidence.png") + figure_notes
     sections = [results, curves, classes]
     if "weights.png" in by_file:
         sections.append(Section("Weights", figs("weights.png")))
