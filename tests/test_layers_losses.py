@@ -118,3 +118,13 @@ def test_weighted_loss_is_weighted_mean():
     w = np.array([2.0, 0.5, 1.0, 0.5])
     per = [losses.softmax_cross_entropy(s[i:i + 1], y[i:i + 1])[0] for i in range(4)]
     assert losses.softmax_cross_entropy(s, y, w)[0] == pytest.approx(np.dot(w, per) / 4)
+
+
+def test_class_probabilities_of_each_loss():
+    from dl2424.registry import LOSSES
+
+    s = np.random.default_rng(7).standard_normal((4, 5)) * 3
+    soft = LOSSES["softmax_ce"].factory(None).proba(s)
+    np.testing.assert_allclose(soft, np.exp(s) / np.exp(s).sum(axis=1, keepdims=True))
+    # BCE reads each class on its own: p_k = sigma(s_k), not normalised across classes.
+    np.testing.assert_allclose(LOSSES["bce"].factory(None).proba(s), 1 / (1 + np.exp(-s)))
