@@ -26,7 +26,7 @@ RICH = {
     "data": {"type": "cifar10", "split": "course", "preprocess": "zscore",
              "augment": {"flip": 0.5, "translate": 2}},
     "model": {"type": "mlp", "hidden": [12], "l2": 0.001, "init": "he", "batchnorm": True,
-              "dropout": 0.8},
+              "keep": 0.8},
     "optimizer": {"type": "momentum", "rho": 0.9},
     "schedule": {"type": "cyclic", "eta_min": 0.001, "eta_max": 0.05, "n_s": 6},
     "train": {"batch_size": 8, "steps": 26, "eval_every": 4, "checkpoint_every": 3,

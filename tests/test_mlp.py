@@ -16,7 +16,7 @@ VARIANTS = {
     "three-layer leaky": {"hidden": [8, 6], "activation": "leaky_relu", "l2": 0.05},
     "bn before relu": {"hidden": [8, 6], "batchnorm": True, "l2": 0.01},
     "bn after relu": {"hidden": [8, 6], "batchnorm": True, "bn_placement": "after"},
-    "dropout": {"hidden": [10, 10], "dropout": 0.7},
+    "dropout": {"hidden": [10, 10], "keep": 0.7},
     "svm": {"hidden": [9], "loss": "svm", "l2": 0.01},
     "bce": {"hidden": [9], "loss": "bce"},
     "nine-layer bn": {"hidden": [8, 7, 6, 6, 5, 5, 5, 5], "batchnorm": True},

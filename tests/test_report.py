@@ -34,7 +34,7 @@ CIFAR_CONFIG = {
              "n_train": None, "preprocess": "zscore", "augment": None},
     "model": {"type": "mlp", "loss": {"type": "softmax_ce"}, "l2": 0.1,
               "init": {"type": "gaussian", "std": 0.01}, "hidden": [], "activation": "relu",
-              "leaky_slope": 0.02, "dropout": 1.0},
+              "leaky_slope": 0.02, "keep": 1.0},
     "optimizer": {"type": "sgd", "lr": 0.001},
     "schedule": {"type": "constant"},
     "sampler": {"type": "shuffle"},

@@ -21,7 +21,7 @@ class MLPParams(ModelParams):
     hidden: list[PositiveInt] = Field(default_factory=list)
     activation: Literal["relu", "leaky_relu"] = "relu"
     leaky_slope: float = Field(0.02, ge=0, lt=1)
-    dropout: float = Field(1.0, gt=0, le=1, description="keep probability on hidden layers")
+    keep: float = Field(1.0, gt=0, le=1, description="dropout keep probability, hidden layers")
     batchnorm: bool = False
     bn_placement: Literal["before", "after"] = "before"  # relative to the activation
     bn_eps: float = Field(1e-5, gt=0)
@@ -72,8 +72,8 @@ class MLP(Model):
             x, c_act = layers.activation_forward(x, self.p.activation, self.p.leaky_slope)
             if not before:
                 x, c_bn2 = self._bn_forward(x, l, train)
-            if train and self.p.dropout < 1:
-                x, c_drop = layers.dropout_forward(x, self.p.dropout, rng)
+            if train and self.p.keep < 1:
+                x, c_drop = layers.dropout_forward(x, self.p.keep, rng)
             caches.append((c_aff, c_bn1, c_act, c_bn2, c_drop))
         L = self.n_layers
         scores, c_out = layers.affine_forward(x, self.params[f"W{L}"], self.params[f"b{L}"])
