@@ -26,8 +26,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Written to a pipe or a file, rich would assume 80 columns and cut tables short; there is
+# no screen edge there, so give tables room (COLUMNS, when set, still decides).
+_PIPE_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140
+console = Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True, width=_PIPE_WIDTH)
 
 
 @contextlib.contextmanager

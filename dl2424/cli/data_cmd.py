@@ -45,7 +45,9 @@ def list_cmd(data_dir: DataDir = None):
         root = resolve_data_dir(data_dir)
         rows = list_datasets(root)
     console.print(f"data dir: {root}  [dim](from {data_dir_origin(data_dir)})[/]")
-    table = Table("dataset", "status", "format", "folder / looked in", "description")
+    table = Table("dataset", "status", "format")
+    table.add_column("folder / looked in", no_wrap=True)  # whole paths, to copy
+    table.add_column("description", ratio=1)
     for r in rows:
         status = "[green]present[/]" if r.found else "[red]missing[/]"
         where = str(r.found) if r.found else "\n".join(r.looked_in)

@@ -72,7 +72,7 @@ class Table:
 
 
 STATUS_STYLE = {"failed": "red", "running": "yellow", "interrupted": "magenta",
-                "unknown": "dim"}
+                "stale": "magenta", "unknown": "dim"}
 
 
 def fmt(column: str, v) -> str:
