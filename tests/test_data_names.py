@@ -298,3 +298,11 @@ def test_unknown_keys_are_config_errors_and_a_bom_is_ignored(tmp_path):
     (folder / "A.txt").write_bytes("\ufeffAb\nBa\nAab\n".encode())
     b = load(tmp_path, val_per_class=1)
     assert sorted(b.train.text + b.val.text) == ["aab", "ab", "ba", "xxy", "xy", "yx"]
+
+
+def test_a_class_with_no_training_names_is_refused(tmp_path):
+    rows = synthetic_names(n_per_class=5, n_classes=3)
+    val = [i for i, (_, label) in enumerate(rows, 1) if label == 2]
+    write_names_course(tmp_path, rows=rows, val_inds=val)
+    with pytest.raises(UserError, match="every name of Chinese in the validation set"):
+        load(tmp_path)

@@ -280,6 +280,11 @@ def read_course(found: Found) -> NamesTable:
     if is_val.all():
         raise UserError(f"{found.folder / VAL_FILE}: lists every line of {NAMES_FILE}, which "
                         "leaves no names to train on")
+    n_train = np.bincount(labels[~is_val], minlength=len(class_names))
+    if (n_train == 0).any():
+        empty = [class_names[k] for k in np.flatnonzero(n_train == 0)]
+        raise UserError(f"{found.folder / VAL_FILE}: puts every name of {', '.join(empty)} in "
+                        "the validation set, which leaves that class nothing to train on")
     return NamesTable(names, labels, is_val, class_names, found)
 
 
