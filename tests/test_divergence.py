@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pytest
 import yaml
-from fixtures import write_cifar_python
 from runcheck import arrays, complete_rows, meta
 from typer.testing import CliRunner
 
@@ -18,6 +17,7 @@ from dl2424 import experiment, rundir
 from dl2424.build import build
 from dl2424.cli import app
 from dl2424.config import validate
+from dl2424.data.paths import resolve_data_dir
 from dl2424.rng import Stream, generator
 from dl2424.trainer import Trainer
 
@@ -41,12 +41,6 @@ def quiet_numpy(monkeypatch):
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow is the point here
         yield
 
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    write_cifar_python(tmp_path / "data", n_per_batch=40)
-    monkeypatch.setenv("DL2424_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
 
 
 def train(env, cfg):
@@ -107,7 +101,7 @@ def poisoned_setup(env, on_nan):
     cfg = {**BASE, "sampler": "shuffle",
            "train": {**BASE["train"], "steps": 26, "eval_train_subset": 30, "on_nan": on_nan}}
     exp = validate(cfg)
-    setup = build(exp, env / "data")
+    setup = build(exp, resolve_data_dir(None))  # the fixture data, via DL2424_DATA_DIR
     n = len(setup.data.train)
     subset = generator(exp.seed, Stream.EVAL).choice(n, 30, False)
     bad = int(np.setdiff1d(np.arange(n), subset)[0])

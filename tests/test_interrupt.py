@@ -15,7 +15,6 @@ import types
 import numpy as np
 import pytest
 import yaml
-from fixtures import write_cifar_python
 from runcheck import RICH, assert_resumable, assert_same_run, meta
 from typer.testing import CliRunner
 
@@ -36,8 +35,8 @@ N_KILLS = 6  # fresh runs killed; every other one is resumed in a process killed
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_cifar_python(tmp_path_factory.mktemp("data"), n_per_batch=40).parent
+def data_dir(fixture_data):
+    return fixture_data
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +52,6 @@ def no_fsync_here(monkeypatch):
     process, where fsync would only cost time."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
 
-
-@pytest.fixture
-def env(data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("DL2424_DATA_DIR", str(data_dir))
-    return tmp_path
 
 
 def spawn(env, *args):

@@ -8,7 +8,6 @@ import signal
 
 import pytest
 import yaml
-from fixtures import write_cifar_python, write_names_course
 from runcheck import RICH, assert_resumable, assert_same_run, meta
 from typer.testing import CliRunner
 
@@ -64,10 +63,8 @@ class CrashAt(Reporter):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_names_course(root)
-    return write_cifar_python(root, n_per_batch=40).parent
+def data_dir(fixture_data):
+    return fixture_data
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +81,6 @@ def no_fsync(monkeypatch):
     test_interrupt.py keep it. Here it would only cost seconds."""
     monkeypatch.setattr(os, "fsync", lambda fd: None)
 
-
-@pytest.fixture
-def env(data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("DL2424_DATA_DIR", str(data_dir))
-    return tmp_path
 
 
 def crash(cfg, data_dir, root, step, where):

@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 import yaml
-from fixtures import write_cifar_python
 from typer.testing import CliRunner
 
 from dl2424.cli import app
@@ -23,12 +22,6 @@ BASE = {
     "train": {"batch_size": 10, "epochs": 3, "eval_every": 2},
 }
 
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    write_cifar_python(tmp_path / "data", n_per_batch=40)
-    monkeypatch.setenv("DL2424_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
 
 
 def write_config(path, cfg):
