@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args, timer  # noqa: E402
+from common import parse_args, seconds_per_call, timer  # noqa: E402
 
 OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
 
@@ -121,16 +121,8 @@ def torch_step(net, dtype, idx, y, rng):
 
 def seconds_per_100(step, n_steps, repeats):
     """Median over repeats of the time of n_steps updates, scaled to 100 updates."""
-    for _ in range(max(1, n_steps // 5)):
-        step()  # warm-up: caches, allocator, BLAS buffers
-    clock = timer(OPTS)
-    times = []
-    for _ in range(repeats):
-        t = clock()
-        for _ in range(n_steps):
-            step()
-        times.append(clock() - t)
-    return float(np.median(times)) * 100 / n_steps
+    times = seconds_per_call(step, repeats, n_steps, max(1, n_steps // 5), timer(OPTS))
+    return float(np.median(times)) * 100
 
 
 def main():

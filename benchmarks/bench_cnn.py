@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args, timer  # noqa: E402
+from common import matmul_peak_gflops, parse_args, seconds_per_call, timer  # noqa: E402
 
 OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
 
 import numpy as np  # noqa: E402
-from common import matmul_peak_gflops  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -82,15 +81,7 @@ def update_fn(keys, n):
 
 def time_ms(fn, repeats, number):
     """(median, best) over `repeats` of the mean time of `number` calls, in milliseconds."""
-    fn()
-    fn()  # warm-up: allocator, BLAS buffers
-    clock = timer(OPTS)
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        for _ in range(number):
-            fn()
-        times.append((clock() - t0) / number * 1e3)
+    times = [1e3 * t for t in seconds_per_call(fn, repeats, number, 2, timer(OPTS))]
     return statistics.median(times), min(times)
 
 

@@ -27,17 +27,23 @@ def timer(opts):
     return time.process_time if opts.clock == "cpu" else time.perf_counter
 
 
-def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
-    """Median over `repeats` of the mean time of `number` calls, in milliseconds."""
-    for _ in range(warmup):
+def seconds_per_call(fn, repeats: int, number: int, warmup: int = 5,
+                     clock=time.perf_counter) -> list[float]:
+    """For each of `repeats` rounds, the mean time in seconds of `number` calls of fn."""
+    for _ in range(warmup):  # caches, allocator, BLAS buffers
         fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(number):
             fn()
-        times.append((time.perf_counter() - t0) / number * 1e3)
-    return statistics.median(times)
+        times.append((clock() - t0) / number)
+    return times
+
+
+def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
+    """Median over `repeats` of the mean time of `number` calls, in milliseconds."""
+    return 1e3 * statistics.median(seconds_per_call(fn, repeats, number, warmup))
 
 
 def matmul_peak_gflops(dtype, n: int = 2048, repeats: int = 5) -> float:
