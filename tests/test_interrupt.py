@@ -35,14 +35,9 @@ N_KILLS = 6  # fresh runs killed; every other one is resumed in a process killed
 
 
 @pytest.fixture(scope="module")
-def data_dir(fixture_data):
-    return fixture_data
-
-
-@pytest.fixture(scope="module")
-def reference(data_dir, tmp_path_factory):
+def reference(fixture_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("reference")
-    return {cfg["name"]: experiment.start(validate(cfg), [], data_dir, root)[0]
+    return {cfg["name"]: experiment.start(validate(cfg), [], fixture_data, root)[0]
             for cfg in (LONG, RICH)}
 
 
@@ -164,7 +159,7 @@ def test_two_processes_started_together_get_two_folders(env, reference):
         assert_same_run(reference["rich"], run)
 
 
-def test_same_second_same_name_never_shares_a_folder(env, data_dir, monkeypatch):
+def test_same_second_same_name_never_shares_a_folder(env, fixture_data, monkeypatch):
     """Eight trainings in threads, released together, all in one (frozen) second."""
     frozen = time.time()
     monkeypatch.setattr(rundir, "time", types.SimpleNamespace(
@@ -175,7 +170,7 @@ def test_same_second_same_name_never_shares_a_folder(env, data_dir, monkeypatch)
     def train():
         barrier.wait()
         try:
-            runs.append(experiment.start(validate(RICH), [], data_dir, env / "runs")[0])
+            runs.append(experiment.start(validate(RICH), [], fixture_data, env / "runs")[0])
         except Exception as e:  # noqa: BLE001 — reported below
             errors.append(e)
 

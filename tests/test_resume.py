@@ -63,15 +63,10 @@ class CrashAt(Reporter):
 
 
 @pytest.fixture(scope="module")
-def data_dir(fixture_data):
-    return fixture_data
-
-
-@pytest.fixture(scope="module")
-def reference(data_dir, tmp_path_factory):
+def reference(fixture_data, tmp_path_factory):
     """One uninterrupted run per config."""
     root = tmp_path_factory.mktemp("reference")
-    return {name: experiment.start(validate(cfg), [], data_dir, root)[0]
+    return {name: experiment.start(validate(cfg), [], fixture_data, root)[0]
             for name, cfg in CONFIGS.items()}
 
 
@@ -83,9 +78,9 @@ def no_fsync(monkeypatch):
 
 
 
-def crash(cfg, data_dir, root, step, where):
+def crash(cfg, fixture_data, root, step, where):
     with pytest.raises(Crash):
-        experiment.start(validate(cfg), [], data_dir, root, CrashAt(step, where))
+        experiment.start(validate(cfg), [], fixture_data, root, CrashAt(step, where))
     (run,) = root.iterdir()
     return run
 
@@ -110,10 +105,10 @@ CASES = ([("rich", k, "update") for k in range(1, RICH["train"]["steps"] + 1)]
 
 
 @pytest.mark.parametrize("name,step,where", CASES, ids=lambda v: str(v))
-def test_crash_anywhere_then_resume_is_bit_identical(env, data_dir, reference, name, step,
+def test_crash_anywhere_then_resume_is_bit_identical(env, fixture_data, reference, name, step,
                                                      where):
     cfg = CONFIGS[name]
-    run = crash(cfg, data_dir, env / "runs", step, where)
+    run = crash(cfg, fixture_data, env / "runs", step, where)
     saved = assert_resumable(run, cfg["train"]["eval_every"])
     every = cfg["train"]["checkpoint_every"]
     assert saved == (step - 1) // every * every  # the crash came before step's checkpoint
@@ -124,7 +119,7 @@ def test_crash_anywhere_then_resume_is_bit_identical(env, data_dir, reference, n
     assert_same_run(reference[name], run)
 
 
-def test_best_newer_than_the_checkpoint_is_replaced(env, data_dir, reference):
+def test_best_newer_than_the_checkpoint_is_replaced(env, fixture_data, reference):
     """Crash right after an evaluation that improved on the best (best.npz written) but before
     the next checkpoint: the resumed run's best.npz and test_at_best equal the reference."""
     rows = read_rows(reference["rich"] / "metrics.csv")
@@ -132,26 +127,26 @@ def test_best_newer_than_the_checkpoint_is_replaced(env, data_dir, reference):
     improving = [r["step"] for i, r in enumerate(rows)
                  if i and r["val_acc"] > max(q["val_acc"] for q in rows[:i]) and r["step"] % every]
     assert improving, "the fixture run should improve at a step without a checkpoint"
-    run = crash(RICH, data_dir, env / "runs", improving[0], "eval")
+    run = crash(RICH, fixture_data, env / "runs", improving[0], "eval")
     assert meta(run / "best.npz")["step"] == improving[0]
     assert meta(run / "checkpoint.npz")["step"] < improving[0]
     resume(run)
     assert_same_run(reference["rich"], run)
 
 
-def test_crash_again_while_resuming(env, data_dir, reference, monkeypatch):
+def test_crash_again_while_resuming(env, fixture_data, reference, monkeypatch):
     """Four crashes in one run, each resume crashing later; the last resume finishes it."""
-    run = crash(RICH, data_dir, env / "runs", 5, "update")
+    run = crash(RICH, fixture_data, env / "runs", 5, "update")
     for step, where in ((8, "eval"), (14, "update"), (23, "update")):
         with pytest.raises(Crash):
-            experiment.resume(run, data_dir, CrashAt(step, where))
+            experiment.resume(run, fixture_data, CrashAt(step, where))
         assert_resumable(run, RICH["train"]["eval_every"])
     resume(run)
     assert_same_run(reference["rich"], run)
 
 
 @pytest.mark.parametrize("step", [1, 4, 12, 26])
-def test_graceful_stop_then_resume(env, data_dir, reference, step):
+def test_graceful_stop_then_resume(env, fixture_data, reference, step):
     """What SIGINT does, without a signal: the flag is set during update `step`."""
     stop = StopFlag()
 
@@ -161,7 +156,7 @@ def test_graceful_stop_then_resume(env, data_dir, reference, step):
                 stop.signum = signal.SIGTERM
 
     with pytest.raises(experiment.RunInterrupted) as e:
-        experiment.start(validate(RICH), [], data_dir, env / "runs", SetFlag(), stop)
+        experiment.start(validate(RICH), [], fixture_data, env / "runs", SetFlag(), stop)
     run = e.value.run
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["checkpoint_step"] == step
@@ -183,8 +178,8 @@ def test_resume_takes_no_config_and_refuses_a_finished_run(env, reference):
     assert "Traceback" not in res.output
 
 
-def test_resume_cuts_confusions_and_rows_after_the_checkpoint(env, data_dir):
-    run = crash(RICH, data_dir, env / "runs", 17, "update")  # checkpoint 15, rows up to 16
+def test_resume_cuts_confusions_and_rows_after_the_checkpoint(env, fixture_data):
+    run = crash(RICH, fixture_data, env / "runs", 17, "update")  # checkpoint 15, rows up to 16
     assert (run / "confusion" / "val_step16.csv").is_file()
     stop = StopFlag()
 
@@ -197,12 +192,12 @@ def test_resume_cuts_confusions_and_rows_after_the_checkpoint(env, data_dir):
             stop.signum = signal.SIGINT
 
     with pytest.raises(experiment.RunInterrupted):
-        experiment.resume(run, data_dir, StopAtOnce(), stop)
+        experiment.resume(run, fixture_data, StopAtOnce(), stop)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["steps"] == 16
 
 
-def test_double_signal_marks_the_run_interrupted(env, data_dir, reference):
+def test_double_signal_marks_the_run_interrupted(env, fixture_data, reference):
     """A second Ctrl-C stops at once (KeyboardInterrupt from the handler); the summary says
     interrupted and points at the last periodic checkpoint, from which resume works."""
 
@@ -212,7 +207,7 @@ def test_double_signal_marks_the_run_interrupted(env, data_dir, reference):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt) as e:  # callers of start() still see a Ctrl-C
-        experiment.start(validate(RICH), [], data_dir, env / "runs", SecondSignal())
+        experiment.start(validate(RICH), [], fixture_data, env / "runs", SecondSignal())
     s = e.value.summary
     assert s["status"] == "interrupted" and s["steps"] == 8 and s["checkpoint_step"] == 6
     assert e.value.signum == signal.SIGINT
@@ -221,8 +216,8 @@ def test_double_signal_marks_the_run_interrupted(env, data_dir, reference):
     assert_same_run(reference["rich"], e.value.run)
 
 
-def test_resume_deletes_the_temp_files_of_writes_a_kill_cut_short(env, data_dir, reference):
-    run = crash(RICH, data_dir, env / "runs", 10, "update")
+def test_resume_deletes_the_temp_files_of_writes_a_kill_cut_short(env, fixture_data, reference):
+    run = crash(RICH, fixture_data, env / "runs", 10, "update")
     partial = [run / ".metrics.csv.k3j2.tmp", run / ".checkpoint.npz.x9.tmp",
                run / "confusion" / ".val_step8.csv.q1.tmp"]
     for f in partial:
