@@ -18,9 +18,19 @@ from .rng import Stream, generator
 from .trainer import class_weights
 
 
-def rel_error(a, n, eps):
+def rel_error(a, n, eps=1e-12):
     """Elementwise |a - n| / max(eps, |a| + |n|) (A1 hand-out, section on gradient checks)."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
     return np.abs(a - n) / np.maximum(eps, np.abs(a) + np.abs(n))
+
+
+def max_rel_error(a, n, eps=1e-12, atol=0.0) -> float:
+    """The largest rel_error over the entries whose absolute difference exceeds `atol`
+    (0: all entries). With atol about the noise floor of centred differences, entries whose
+    true gradient is exactly zero (noise / noise = 1) do not count."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    mask = np.abs(a - n) > atol
+    return float(rel_error(a[mask], n[mask], eps).max(initial=0.0))
 
 
 @dataclass
@@ -33,22 +43,26 @@ class ParamCheck:
     passed: bool
 
 
-def numerical_grad(cost, w, h, method, idx):
-    """Finite differences of cost() w.r.t. entries `idx` (flat indices) of array w."""
-    flat = w.reshape(-1)
-    out = np.zeros(len(idx))
-    base = cost() if method == "forward" else None
-    for j, i in enumerate(idx):
+def numerical_gradient(f, x, h=1e-5, method="centred", idx=None):
+    """Finite differences of scalar f() w.r.t. array x, which is perturbed in place and
+    restored. Centred: (f(x+h) - f(x-h)) / 2h; forward: (f(x+h) - f(x)) / h. Returns the
+    whole gradient (x's shape, float64), or only the entries at flat indices `idx`."""
+    flat = x.reshape(-1)
+    assert np.shares_memory(flat, x), "x must be contiguous: it is perturbed in place"
+    picked = np.arange(flat.size) if idx is None else idx
+    out = np.zeros(len(picked))
+    base = f() if method == "forward" else None
+    for j, i in enumerate(picked):
         old = flat[i]
         flat[i] = old + h
-        up = cost()
+        up = f()
         if method == "forward":
             out[j] = (up - base) / h
         else:
             flat[i] = old - h
-            out[j] = (up - cost()) / (2 * h)
+            out[j] = (up - f()) / (2 * h)
         flat[i] = old
-    return out
+    return out.reshape(x.shape) if idx is None else out
 
 
 def check_model(model, X, target, weights=None, *, h=1e-5, method="centred", tol=1e-6,
@@ -75,7 +89,7 @@ def check_model(model, X, target, weights=None, *, h=1e-5, method="centred", tol
         n = w.size
         idx = (np.arange(n) if max_entries is None or n <= max_entries
                else np.sort(pick.choice(n, max_entries, replace=False)))
-        num = numerical_grad(lambda: cost_and_grads()[0], w, h, method, idx)
+        num = numerical_gradient(lambda: cost_and_grads()[0], w, h, method, idx)
         ana = analytic[name].reshape(-1)[idx].astype(np.float64)
         diff = np.abs(ana - num)
         rel = rel_error(ana, num, eps)

@@ -4,10 +4,11 @@ import json
 
 import pytest
 import yaml
-from fixtures import write_names_course
 from typer.testing import CliRunner
 
 from dl2424.cli import app
+
+from .fixtures import write_names_course
 
 runner = CliRunner()
 

@@ -141,6 +141,7 @@ def test_missing_data_names_where_it_looked(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_gradcheck_passes_and_prints_every_param(env):
     cfg = write_config(env / "g.yaml", {**BASE, "model": {"type": "mlp", "hidden": [20, 16],
                                                           "l2": 0.1, "init": "xavier"}})
