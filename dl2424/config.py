@@ -57,18 +57,20 @@ class Experiment(Params):
 
     @model_validator(mode="after")
     def _consistent(self):
-        needs_lr = self.schedule.type in ("constant", "step", "linear")
+        kind = SCHEDULES[self.schedule.type].factory
+        needs_lr = kind.needs_base_lr
         lr = getattr(self.optimizer.params, "lr", None)
         if needs_lr and lr is None:
             raise ValueError(f"optimizer.lr is required with schedule {self.schedule.type!r}")
         if not needs_lr and lr is not None:
             raise ValueError(f"optimizer.lr is not used with schedule {self.schedule.type!r}, "
                              "which sets the learning rate itself; remove optimizer.lr")
-        if self.train.snapshots and self.schedule.type != "cyclic":
-            raise ValueError("train.snapshots needs schedule.type: cyclic (a snapshot is "
+        cyclic = " or ".join(n for n in SCHEDULES.names() if SCHEDULES[n].factory.has_cycles)
+        if self.train.snapshots and not kind.has_cycles:
+            raise ValueError(f"train.snapshots needs schedule.type: {cyclic} (a snapshot is "
                              "taken at the end of each cycle)")
-        if self.train.cycles is not None and self.schedule.type != "cyclic":
-            raise ValueError("train.cycles needs schedule.type: cyclic; use epochs or steps")
+        if self.train.cycles is not None and not kind.has_cycles:
+            raise ValueError(f"train.cycles needs schedule.type: {cyclic}; use epochs or steps")
         return self
 
     def dump(self) -> dict:
