@@ -114,4 +114,6 @@ def component(registry: Registry):
             raise ValueError(f"unknown {registry.kind} {name!r}; registered: {choices}")
         return Spec(type=name, params=registry[name].params.model_validate(value))
 
-    return Annotated[Spec, BeforeValidator(resolve), PlainSerializer(lambda s: s.dump())]
+    # The registry rides along as metadata, so config composition can find components.
+    return Annotated[Spec, BeforeValidator(resolve), PlainSerializer(lambda s: s.dump()),
+                     registry]
