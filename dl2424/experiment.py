@@ -118,11 +118,17 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
     try:
         rundir.write_config(run, exp.dump(), overrides)
         write_json(run / "data.json", setup.data.info.to_json())
+        save_normalisation(setup, run)
         trainer = Trainer(setup, run, reporter, stop)
     except BaseException:
         rundir.release(run)
         raise
     return run, execute(setup, run, trainer)
+
+
+def save_normalisation(setup: Setup, run: Path) -> None:
+    if setup.data.normalisation is not None:
+        rundir.write_normalisation(run, setup.data.normalisation.to_arrays())
 
 
 def load_run_config(run: Path) -> Experiment:
@@ -178,6 +184,8 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
     if len(ckpt.meta.get("sampled") or []) != setup.data.info.n_classes:
         raise UserError(f"{run / 'checkpoint.npz'}: metadata lacks the sampler's class counts "
                         "('sampled'); it was not written by this version of dl2424")
+    if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
+        save_normalisation(setup, run)
     trainer = Trainer(setup, run, reporter, stop)
     trainer.resume_from(ckpt)
     return setup, trainer, previous

@@ -64,11 +64,12 @@ class Choice:
     status: str
     best: dict | None  # the summary's best evaluation (val_acc, step)
     given: bool  # named with --run, rather than picked
+    kind: str = "surname"  # surname | image
 
     def line(self) -> str:
         acc = (f"{100 * self.best['val_acc']:.1f}% validation accuracy at step "
                f"{self.best['step']}" if self.best else "no validation accuracy recorded")
-        how = "given with --run" if self.given else "the best completed surname run"
+        how = "given with --run" if self.given else f"the best completed {self.kind} run"
         return f"model: {self.run} ({how}; {acc})"
 
     def warning(self) -> str | None:
@@ -96,24 +97,34 @@ def _best(summary: dict) -> dict | None:
     return best if ok else None
 
 
-def _is_surname_run(run: Path) -> bool:
+def _kind(run: Path) -> str | None:
+    """surname (has a character encoder), image (32x32 images and their saved
+    normalisation), or None."""
     try:
-        return load_info(run).encoder is not None
+        info = load_info(run)
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        return None
+    if info.encoder is not None:
+        return "surname"
+    if info.meta.get("image_shape") and (run / rundir.NORMALISATION).is_file():
+        return "image"
+    return None
 
 
-def best_run(runs_dir: Path) -> Choice:
-    """The completed surname run with the highest best validation accuracy (the newest of
-    equals); when no surname run has completed, the best unfinished one (with a warning)."""
+TRAIN_HINT = {"surname": "configs/names_convnet.yaml", "image": "configs/cifar_cnn_small.yaml"}
+
+
+def best_run(runs_dir: Path, kind: str = "surname") -> Choice:
+    """The completed run of this kind with the highest best validation accuracy (the newest
+    of equals); when none has completed, the best unfinished one (with a warning)."""
     found = []
     for run in sorted(p for p in Path(runs_dir).glob("*") if (p / "data.json").is_file()):
         summary = _summary(run)
-        if (best := _best(summary)) is not None and _is_surname_run(run):
-            found.append(Choice(run, _status(summary), best, given=False))
+        if (best := _best(summary)) is not None and _kind(run) == kind:
+            found.append(Choice(run, _status(summary), best, given=False, kind=kind))
     if not found:
-        raise UserError(f"no surname run under {runs_dir}/; train one first, e.g. "
-                        "dl2424 train configs/names_convnet.yaml, or give --run RUN_DIR")
+        raise UserError(f"no {kind} run under {runs_dir}/; train one first, e.g. "
+                        f"dl2424 train {TRAIN_HINT[kind]}, or give --run RUN_DIR")
     done = [c for c in found if c.status == "completed"] or found
     return max(reversed(done), key=lambda c: c.best["val_acc"])
 
@@ -164,22 +175,28 @@ def _label(text: str, by_name: dict, class_names: list[str], where: str) -> str:
 
 # ---------------------------------------------------------------------------- the model
 
+def load_model(run: Path, weights: str = "best"):
+    """(model with the run's best or last parameters, DataInfo, Experiment)."""
+    if not (run / "data.json").is_file() or not (run / "config.yaml").is_file():
+        raise UserError(f"{run}: not a run folder (no data.json/config.yaml); give a "
+                        "folder under runs/ made by dl2424 train")
+    info = load_info(run)
+    exp = load_run_config(run)
+    model = build_model(exp, info)
+    file = run / ("best.npz" if weights == "best" else "checkpoint.npz")
+    if not file.is_file():
+        file = run / "checkpoint.npz"
+    checkpoint.restore(checkpoint.load(file), model, where=str(file))
+    return model, info, exp
+
+
 class Predictor:
     def __init__(self, run: Path, weights: str = "best"):
-        if not (run / "data.json").is_file() or not (run / "config.yaml").is_file():
-            raise UserError(f"{run}: not a run folder (no data.json/config.yaml); give a "
-                            "folder under runs/ made by dl2424 train")
-        info = load_info(run)
+        self.model, info, _ = load_model(run, weights)
         if info.encoder is None:
             raise UserError(f"{run}: this run's dataset has no character encoder; predict "
-                            "needs a run trained on names")
-        exp = load_run_config(run)
+                            "--name needs a run trained on names (--image takes image runs)")
         self.encoder = Encoder.from_json(info.encoder)
-        self.model = build_model(exp, info)
-        file = run / ("best.npz" if weights == "best" else "checkpoint.npz")
-        if not file.is_file():
-            file = run / "checkpoint.npz"
-        checkpoint.restore(checkpoint.load(file), self.model, where=str(file))
         self.run = run
 
     @property

@@ -4,6 +4,7 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
   config.yaml  overrides.yaml  data.json  metrics.csv  summary.json
   confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv
   checkpoint.npz (+ .json)  best.npz (+ .json)
+  normalisation.npz  (image runs: the pixel statistics `predict --image` needs)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .atomic import write_json, write_text
+from .atomic import atomic_open, write_json, write_text
 from .errors import UserError
 
 RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
@@ -98,6 +99,20 @@ def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
         rows = list(csv.reader(f))
     names = rows[0][1:]
     return names, np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
+
+
+NORMALISATION = "normalisation.npz"
+
+
+def write_normalisation(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """How an image run turned pixels into inputs (data.cifar.Normalisation.to_arrays)."""
+    with atomic_open(path / NORMALISATION, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def read_normalisation(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path / NORMALISATION, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def read_summary(path: Path) -> dict:

@@ -239,8 +239,9 @@ def lr_range(
     with user_errors():
         if spacing not in ("exp", "linear"):
             raise UserError(f"--spacing: {spacing!r} is not one of exp, linear")
-        if not 0 < lr_min < lr_max:
-            raise UserError(f"--min/--max: need 0 < min < max, got {lr_min:g} and {lr_max:g}")
+        if not 0 < lr_min < lr_max < float("inf"):
+            raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
+                            f"{lr_max:g}")
         base = load_experiment(configs_of(config, more), set_ or [], notice)
         exp = range_experiment(base, lr_min, lr_max, steps, spacing)
         try:
