@@ -18,7 +18,6 @@ from rich.console import Console  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserError  # noqa: E402
-
 from .shell import Commands  # noqa: E402
 
 app = typer.Typer(
