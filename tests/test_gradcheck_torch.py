@@ -1,7 +1,6 @@
 """`--against torch`: every model family's analytic gradients equal autograd's of its
 torch twin to <= 1e-10, in training mode (dropout masks fixed) and evaluation mode."""
 
-import numpy as np
 import pytest
 from gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 

@@ -17,8 +17,8 @@ from ..errors import UserError
 from ..gradcheck import Options
 from ..gradcheck import gradcheck as run_gradcheck
 from ..gradcheck.table import report_table
-from . import app, console, user_errors
-from .train_cmd import DataDir, Overrides
+from . import app, console, notice, user_errors
+from .train_cmd import Configs, DataDir, MoreConfigs, Overrides, configs_of
 
 
 class _LateProgress:
@@ -45,8 +45,9 @@ class _LateProgress:
 
 @app.command()
 def gradcheck(
-    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    config: Configs = None,
     set_: Overrides = None,
+    more: MoreConfigs = None,
     against: Annotated[str, typer.Option(
         help="numerical (finite differences) or torch (PyTorch autograd in float64, "
              "needs the torch extra).")] = "numerical",
@@ -90,7 +91,7 @@ def gradcheck(
                                      ("--method", method, ("centred", "forward"))):
             if value not in choices:
                 raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
-        exp = load_experiment(config, set_ or [])
+        exp = load_experiment(configs_of(config, more), set_ or [], notice)
         exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
         setup = build(exp, resolve_data_dir(data_dir))
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
