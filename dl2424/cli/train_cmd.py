@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.table import Table
 
 from .. import experiment
@@ -51,6 +52,47 @@ def _print_summary(run: Path, summary: dict) -> None:
     console.print(f"wall time {summary['wall_time_s']:.1f} s; run folder: [bold]{run}[/]")
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
+             print_config: bool) -> None:
+    """--print-config: the resolved YAML; --dry-run: what a run would take, nothing written."""
+    with user_errors():
+        exp = load_experiment(config, overrides, notice)
+        if print_config:
+            typer.echo(yaml.safe_dump(exp.dump(), sort_keys=False), nl=False)
+            return
+        from ..dryrun import dry_run
+        p = dry_run(exp, resolve_data_dir(data_dir))
+    mem = p["memory"]
+    lines = [
+        f"[bold]{p['name']}[/]: dry run, nothing written",
+        f"data      {exp.data.type}: " + " / ".join(f"{n:,} {k}" for k, n in p["examples"].items())
+        + f"; input {tuple(p['input_shape'])}, {p['classes']} classes",
+        f"model     {exp.model.type}: {p['params']:,} parameters",
+        f"updates   {p['updates']:,} ({p['steps_per_epoch']:,} per epoch), "
+        f"{p['evaluations']:,} evaluations",
+        f"memory    data {_size(mem['data'])}, parameters {_size(mem['params'])}, optimizer "
+        f"state {_size(mem['optimizer'])}, one update {_size(mem['update_peak'])} at peak; "
+        f"about {_size(sum(mem.values()))} in all",
+        f"time      {p['seconds_per_update'] * 1e3:.3g} ms per update, "
+        f"{p['seconds_per_evaluation']:.3g} s per evaluation: ETA {_duration(p['eta_s'])}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
 def _install_signal_handlers(stop: StopFlag):
     def handler(signum, frame):
         if stop.signum is not None:  # a second signal: stop now
@@ -72,8 +114,16 @@ def train(
     data_dir: DataDir = None,
     runs_dir: RunsDir = RUNS_DIR,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved config (defaults spelled out) and exit.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Build data and model, time a few updates, print sizes, memory and "
+                          "ETA, and exit without a run folder.")] = False,
 ):
     """Train a model from an experiment config; results go to runs/<time>-<name>/."""
+    if print_config or dry_run:
+        return _inspect(configs_of(config, more), set_ or [], data_dir, print_config)
     stop = StopFlag()
     reporter = RichReporter(console, quiet)
     config = configs_of(config, more)
