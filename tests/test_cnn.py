@@ -7,7 +7,7 @@ import pytest
 import dl2424.models.cnn  # noqa: F401  (registers the model)
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
-from dl2424.gradcheck import max_rel_error, numerical_gradient
+from dl2424.gradcheck import max_rel_error, numerical_grad
 from dl2424.registry import MODELS
 
 UVA = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -43,7 +43,7 @@ def _check_all_params(model, X, y):
 
     _, _, grads = model.loss(X, y, train=True, rng=np.random.default_rng(5))
     assert set(grads) == set(model.params)
-    return {k: max_rel_error(grads[k], numerical_gradient(cost, w), eps=1e-4)
+    return {k: max_rel_error(grads[k], numerical_grad(cost, w), eps=1e-4)
             for k, w in model.params.items()}
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dl2424.gradcheck import max_rel_error, numerical_gradient
+from dl2424.gradcheck import max_rel_error, numerical_grad
 from dl2424.nn import conv2d as cv
 
 # (n, C, H, W, F, kh, kw, stride, pad): square and not, strides that do not divide evenly
@@ -76,7 +76,7 @@ def test_conv_gradients(case):
     dx, dW, db = cv.conv2d_backward(dout, cache)
     for analytic, arr in ((dx, x), (dW, W), (db, b)):
         assert analytic.shape == arr.shape
-        assert max_rel_error(analytic, numerical_gradient(f, arr)) < 1e-6
+        assert max_rel_error(analytic, numerical_grad(f, arr)) < 1e-6
 
 
 def test_conv_without_bias_or_input_gradient():
@@ -113,7 +113,7 @@ def test_maxpool_gradients(k, stride, pad):
     x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) * 0.1 + rng.random((2, 2, 6, 7)) * 1e-2
     out, cache = cv.maxpool_forward(x, k, stride, pad)
     dout = rng.standard_normal(out.shape)
-    num = numerical_gradient(lambda: float(np.sum(cv.maxpool_forward(x, k, stride, pad)[0] * dout)),
+    num = numerical_grad(lambda: float(np.sum(cv.maxpool_forward(x, k, stride, pad)[0] * dout)),
                          x)
     assert max_rel_error(cv.maxpool_backward(dout, cache), num) < 1e-6
 

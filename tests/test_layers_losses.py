@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dl2424.gradcheck import max_rel_error, numerical_gradient
+from dl2424.gradcheck import max_rel_error, numerical_grad
 from dl2424.nn import layers, losses
 
 SHAPES = [(2, 3, 4), (5, 7, 3), (1, 20, 10)]
@@ -19,7 +19,7 @@ def test_affine_gradients(n, d, m):
     dx, dW, db = layers.affine_backward(dout, cache)
     for arr, analytic in ((x, dx), (W, dW), (b, db)):
         out = lambda: float(np.sum(layers.affine_forward(x, W, b)[0] * dout))  # noqa: E731
-        num = numerical_gradient(out, arr)
+        num = numerical_grad(out, arr)
         assert max_rel_error(analytic, num) < 1e-7
     dW2, db2 = layers.affine_backward_params(dout, cache)
     np.testing.assert_array_equal(dW2, dW)
@@ -36,7 +36,7 @@ def test_activation_gradients(name, fwd, bwd):
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
     dout = rng.standard_normal(x.shape)
     out, cache = fwd(x)
-    num = numerical_gradient(lambda: float(np.sum(fwd(x)[0] * dout)), x)
+    num = numerical_grad(lambda: float(np.sum(fwd(x)[0] * dout)), x)
     assert max_rel_error(bwd(dout, cache), num) < 1e-7
 
 
@@ -78,7 +78,7 @@ def test_loss_gradients(fn, kind, weighted, n, K):
     target = _targets(kind, rng, n, K)
     w = rng.random(n) + 0.5 if weighted else None
     _, ds = fn(s, target, w)
-    num = numerical_gradient(lambda: fn(s, target, w)[0], s)
+    num = numerical_grad(lambda: fn(s, target, w)[0], s)
     # The hinge has kinks; random scores put no margin within h of zero.
     assert max_rel_error(ds, num) < 1e-6
 
