@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -13,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, checkpoint, rundir
-from .atomic import write_json
-from .build import Setup, build
-from .config import Experiment, validate
-from .data.bundle import DataInfo
+from .build import Setup, build, build_model
+from .config import Experiment
 from .errors import UserError
-from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer
+from .hooks import Reporter, Reporters
+from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
+from .trainer import Diverged, Interrupted, StopFlag, Trainer, evaluate
 
 
 def versions() -> dict:
@@ -47,6 +46,32 @@ def _summary(trainer: Trainer, status: str, started: float, wall: float, steps_r
     }
     summary |= test or {}
     return summary
+
+
+def test_metrics(setup: Setup, run: Path, best: dict | None) -> dict:
+    """Test loss/accuracy of the final parameters (their confusion and per-example
+    predictions go to the run folder) and of the best-by-validation ones (best.npz)."""
+    data, K = setup.data, setup.data.info.n_classes
+    if data.test is None:
+        return {}
+    ev = evaluate(setup.model, data.test.X, data.test.y, K)
+    rundir.write_test(run, ev.confusion, data.test.y, ev.pred, ev.p_label,
+                      data.info.class_names)
+    out = {"test": {"loss": ev.loss, "acc": ev.acc}}
+    best_file = run / rundir.BEST
+    if best_file.is_file():
+        model = build_model(setup.exp, data.info)
+        checkpoint.restore(checkpoint.load(best_file), model)
+        ev_b = evaluate(model, data.test.X, data.test.y, K)
+        out["test_at_best"] = {"loss": ev_b.loss, "acc": ev_b.acc,
+                               "step": best["step"] if best else None}
+    return out
+
+
+def recording(setup: Setup, run: Path, reporter: Reporter | None = None) -> Reporters:
+    """The trainer's reporter: the run folder's recorder, then the caller's."""
+    keep = setup.exp.train.keep_confusions
+    return Reporters(rundir.Recorder(run, setup.data.info.class_names, keep), reporter)
 
 
 def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = None) -> dict:
@@ -78,8 +103,8 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
         finish("failed", f"{type(e).__name__}: {e}")
         raise
     else:
-        write_json(run / "class_counts.json", trainer.class_counts())
-        summary = finish("completed", test=trainer.test_metrics())
+        rundir.write_class_counts(run, trainer.class_counts())
+        summary = finish("completed", test=test_metrics(setup, run, trainer.best))
     finally:
         rundir.release(run)
     trainer.reporter.on_end(summary)
@@ -117,9 +142,9 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
     rundir.claim(run)
     try:
         rundir.write_config(run, exp.dump(), overrides)
-        write_json(run / "data.json", setup.data.info.to_json())
+        rundir.write_info(run, setup.data.info)
         save_normalisation(setup, run)
-        trainer = Trainer(setup, run, reporter, stop)
+        trainer = Trainer(setup, recording(setup, run, reporter), stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -129,16 +154,6 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
 def save_normalisation(setup: Setup, run: Path) -> None:
     if setup.data.normalisation is not None:
         rundir.write_normalisation(run, setup.data.normalisation.to_arrays())
-
-
-def load_run_config(run: Path) -> Experiment:
-    if not run.is_dir():
-        what = "is a file, not a run folder" if run.exists() else "no such run folder"
-        raise UserError(f"{run}: {what}; give a folder under runs/")
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{run}: not a run folder (no config.yaml); give a folder under runs/")
-    from .config import read_yaml
-    return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
 
 
 def _previous_summary(run: Path) -> dict | None:
@@ -166,11 +181,11 @@ def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
 
 
 def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
-    if not (run / "checkpoint.npz").exists():
+    if not (run / rundir.CHECKPOINT).exists():
         raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
                         f"(train.checkpoint_every) and must start again: "
                         f"dl2424 train {run / 'config.yaml'}")
-    ckpt = checkpoint.load(run / "checkpoint.npz")
+    ckpt = checkpoint.load(run / rundir.CHECKPOINT)
     if ckpt.meta.get("config_hash") != exp.digest():
         raise UserError(f"{run}: checkpoint was written for another config "
                         f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
@@ -186,11 +201,19 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = Trainer(setup, run, reporter, stop)
-    trainer.resume_from(ckpt)
+    trainer = Trainer(setup, recording(setup, run, reporter), stop)
+    trainer.resume_from(ckpt, _metrics_before(run), str(run / rundir.CHECKPOINT))
+    rundir.trim(run, trainer.step, trainer.rows)
     return setup, trainer, previous
 
 
-def load_info(run: Path) -> DataInfo:
-    return DataInfo.from_json(json.loads((run / "data.json").read_text()))
-
+def _metrics_before(run: Path) -> list[dict]:
+    file = run / rundir.METRICS
+    try:
+        return rundir.read_rows(file)
+    except FileNotFoundError:
+        raise UserError(f"{file}: missing; the checkpoint cannot be resumed without the "
+                        "metrics written before it") from None
+    except (ValueError, KeyError, OSError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was changed by "
+                        "hand") from None

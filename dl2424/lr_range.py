@@ -48,7 +48,7 @@ def run_range_test(exp: Experiment, overrides: list[str], data_dir: Path, runs_d
         note = "completed"
     except RunFailed as e:  # the loss blowing up at the top of the sweep is expected
         run, note = e.run, f"stopped early: {e}"
-    rows = rundir.read_rows(run / "metrics.csv")
+    rows = rundir.read_rows(run / rundir.METRICS)
     result = suggest(rows) | {"note": note, "lr_min": exp.schedule.params.lr_min,
                               "lr_max": exp.schedule.params.lr_max,
                               "spacing": exp.schedule.params.spacing}

@@ -127,7 +127,8 @@ def test_skip_batch_skips_and_counts(env):
     expected = batches_with(setup, bad)
     assert len(expected) >= 3
     run = rundir.create(env / "runs", "skip")
-    summary = experiment.execute(setup, run, Trainer(setup, run))
+    trainer = Trainer(setup, experiment.recording(setup, run, None))
+    summary = experiment.execute(setup, run, trainer)
     assert summary["status"] == "completed"
     assert summary["skipped_batches"] == len(expected)
     assert all(np.isfinite(v).all() for v in arrays(run / "checkpoint.npz").values())
@@ -138,7 +139,7 @@ def test_stop_is_the_default_and_names_the_first_bad_step(env):
     first = batches_with(setup, bad)[0]
     run = rundir.create(env / "runs", "stop")
     with pytest.raises(experiment.RunFailed) as e:
-        experiment.execute(setup, run, Trainer(setup, run))
+        experiment.execute(setup, run, Trainer(setup, experiment.recording(setup, run)))
     assert e.value.summary["error"].startswith(f"diverged: step {first}: training loss is nan")
     assert e.value.summary["skipped_batches"] == 0
 

@@ -5,7 +5,6 @@ line styles mean splits (train dashed, validation solid), labels from the differ
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from pydantic import ValidationError
 
-from .. import schedules  # noqa: F401  (registers the schedules the lr plot redraws)
+from .. import rundir, schedules  # noqa: F401  (registers the schedules the lr plot redraws)
 from ..registry import SCHEDULES
 from .load import Run
 from .tables import per_class_series
@@ -430,8 +429,8 @@ def per_class_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | No
 
 def class_counts_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
     """Share of each class in the training set and in what the sampler drew (class_counts.json)."""
-    counted = [(run, label, run.extra("class_counts.json")) for run, label in
-               zip(runs, labels, strict=True) if run.file("class_counts.json").is_file()]
+    counted = [(run, label, run.extra(rundir.CLASS_COUNTS)) for run, label in
+               zip(runs, labels, strict=True) if run.file(rundir.CLASS_COUNTS).is_file()]
     if not counted:
         return None
     names = list((counted[0][2].get("train") or {}).keys()) or counted[0][0].class_names
@@ -520,24 +519,11 @@ def weights_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None
 
 # ---------------------------------------------------------------------------- confidence
 
-def _read_predictions(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
-    """(p_label, correct) per test example from predictions_test.csv, or None."""
-    f = run.file("predictions_test.csv")
-    if not f.is_file():
-        return None
-    with open(f, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
-    return (np.array([float(r["p_label"]) for r in rows]),
-            np.array([r["label"] == r["pred"] for r in rows]))
-
-
 def confidence_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
     """Histograms of the probability given to the true class, for correctly and wrongly
     classified test examples (the A1 2022 bonus figure comparing softmax with BCE)."""
     found = [(lab, got) for run, lab in zip(runs, labels, strict=True)
-             if (got := _read_predictions(run)) is not None]
+             if (got := rundir.read_predictions(run.path)) is not None]
     if not found:
         return None
     fig = Figure(figsize=(4.2 * len(found) + 0.6, 3.8), layout="constrained")

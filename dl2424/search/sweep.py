@@ -235,7 +235,7 @@ def _resumable(sweep: Sweep, t: Trial) -> str | None:
     if not t.run:
         return None
     run = sweep.path / t.run
-    if not (run / "checkpoint.npz").is_file() or not (run / "summary.json").is_file():
+    if not (run / rundir.CHECKPOINT).is_file() or not (run / rundir.SUMMARY).is_file():
         return None
     status = rundir.read_summary(run).get("status")
     return str(run.resolve()) if status in ("running", "interrupted") else None
