@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from dl2424.data.bundle import DataInfo  # noqa: E402
-from dl2424.models.charcnn import CharCNNParams, build  # noqa: E402
+from dl2424.models.charcnn import CharCNNParams, charcnn  # noqa: E402
 from dl2424.nn import charconv as cc  # noqa: E402
 
 N_LEN, D, K, BATCH, N_DATA = 19, 28, 18, 100, 5000
@@ -51,7 +51,7 @@ def make_model(net, dtype, seed=0):
     n1, n2, k1, k2 = net
     p = CharCNNParams(layers=[dict(filters=n1, width=k1), dict(filters=n2, width=k2)])
     info = DataInfo((N_LEN,), [str(i) for i in range(K)], {"vocab": D})
-    return build(p, info, dtype, np.random.default_rng(seed))
+    return charcnn(p, info, dtype, np.random.default_rng(seed))
 
 
 def momentum_update(params, grads, velocity):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
 from dl2424.gradcheck import max_rel_error, numerical_grad
-from dl2424.models.charcnn import CharCNNParams, build
+from dl2424.models.charcnn import CharCNNParams, charcnn
 from dl2424.nn import charconv as cc
 from dl2424.registry import MODELS
 
@@ -212,7 +212,7 @@ def make_model(config, dtype=np.float64, seed=0, **extra):
     p = CharCNNParams(**config, **extra)
     info = DataInfo((N_LEN,), [f"c{i}" for i in range(K)], {"vocab": D})
     rng = np.random.default_rng(seed)
-    model = build(p, info, dtype, rng)
+    model = charcnn(p, info, dtype, rng)
     for v in model.params.values():  # biases start at 0: make them non-trivial
         v += 0.1 * rng.standard_normal(v.shape).astype(dtype)
     return model
@@ -303,7 +303,7 @@ def test_params_names_shapes_and_decay():
 def test_he_init_uses_k1_as_fan_in_of_the_one_hot_layer():
     p = CharCNNParams(layers=[dict(filters=400, width=5), dict(filters=300, width=3)])
     info = DataInfo((19,), [str(i) for i in range(18)], {"vocab": 28})
-    model = build(p, info, np.float64, np.random.default_rng(12))
+    model = charcnn(p, info, np.float64, np.random.default_rng(12))
     assert model.params["F1"].std() == pytest.approx(np.sqrt(2 / 5), rel=0.02)
     assert model.params["F2"].std() == pytest.approx(np.sqrt(2 / (3 * 400)), rel=0.02)
     assert model.params["W"].std() == pytest.approx(np.sqrt(2 / (300 * 13)), rel=0.02)
@@ -346,4 +346,4 @@ def test_needs_name_data():
     p = CharCNNParams()
     info = DataInfo((3072,), ["a", "b"], {})
     with pytest.raises(UserError, match="names"):
-        build(p, info, np.float64, np.random.default_rng(0))
+        charcnn(p, info, np.float64, np.random.default_rng(0))
