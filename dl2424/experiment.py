@@ -13,7 +13,7 @@ import numpy as np
 
 from . import __version__, checkpoint, rundir
 from .build import Setup, build, build_model
-from .config import Experiment
+from .config import Experiment, load_experiment
 from .errors import UserError
 from .hooks import Reporter, Reporters
 from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
@@ -217,3 +217,19 @@ def _metrics_before(run: Path) -> list[dict]:
     except (ValueError, KeyError, OSError) as e:
         raise UserError(f"{file}: unreadable ({e}); the run folder was changed by "
                         "hand") from None
+
+
+def train(configs: list[Path], overrides: list[str], resume_dir: Path | None, data_dir: Path,
+          runs_dir: Path, reporter: Reporter | None = None, stop: StopFlag | None = None,
+          notify=lambda message: None) -> tuple[Path, dict]:
+    """What `dl2424 train` does: a new run from config files (merged left to right) and
+    --set overrides, or the rest of the interrupted run in `resume_dir`."""
+    if resume_dir is None and not configs:
+        raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
+    if resume_dir is not None:
+        if configs or overrides:
+            raise UserError("--resume uses the config stored in the run folder; "
+                            "do not give CONFIG or --set with it")
+        return resume(resume_dir, data_dir, reporter, stop)
+    exp = load_experiment(configs, overrides, notify)
+    return start(exp, overrides, data_dir, runs_dir, reporter, stop)

@@ -30,8 +30,6 @@ from .data.bundle import DataInfo
 from .errors import UserError
 from .hooks import Reporter
 
-RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
-
 CONFIG, OVERRIDES, DATA = "config.yaml", "overrides.yaml", "data.json"
 METRICS, SUMMARY, CLASS_COUNTS = "metrics.csv", "summary.json", "class_counts.json"
 CHECKPOINT, BEST, SNAPSHOTS = "checkpoint.npz", "best.npz", "snapshots"

@@ -4,7 +4,10 @@ produces goes to its reporter's hooks (rundir.Recorder writes the run folder).""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +18,8 @@ from .errors import UserError
 from .hooks import Reporter
 from .rng import LazyGenerator, Stream, generator
 
-__all__ = ["Diverged", "Interrupted", "Reporter", "StopFlag", "Trainer", "evaluate"]
+__all__ = ["Diverged", "Interrupted", "Reporter", "StopFlag", "Trainer", "evaluate",
+           "stopping_on"]
 
 
 class Diverged(Exception):
@@ -33,6 +37,28 @@ class StopFlag:
     """Set by a signal handler; the loop finishes the current update, then stops."""
 
     signum: int | None = None
+
+
+@contextlib.contextmanager
+def stopping_on(stop: StopFlag, signals=(signal.SIGINT, signal.SIGTERM), notify=None):
+    """While inside (in the main thread; elsewhere signals cannot be caught): the first of
+    `signals` sets `stop`, so the loop finishes its update, saves a checkpoint and stops;
+    a second raises KeyboardInterrupt, to stop at once. notify(signum) hears the first."""
+
+    def handler(signum, frame):
+        if stop.signum is not None:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        if notify is not None:
+            notify(signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, handler) for s in signals} if main else {}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @dataclass

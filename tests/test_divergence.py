@@ -16,8 +16,8 @@ from dl2424 import experiment, rundir
 from dl2424.build import build
 from dl2424.cli import app
 from dl2424.config import validate
-from dl2424.data.paths import resolve_data_dir
 from dl2424.rng import Stream, generator
+from dl2424.settings import read as read_settings
 from dl2424.trainer import Trainer
 
 from .runcheck import arrays, complete_rows, meta
@@ -102,7 +102,7 @@ def poisoned_setup(env, on_nan):
     cfg = {**BASE, "sampler": "shuffle",
            "train": {**BASE["train"], "steps": 26, "eval_train_subset": 30, "on_nan": on_nan}}
     exp = validate(cfg)
-    setup = build(exp, resolve_data_dir(None))  # the fixture data, via DL2424_DATA_DIR
+    setup = build(exp, read_settings().data_dir)  # the fixture data, via DL2424_DATA_DIR
     n = len(setup.data.train)
     subset = generator(exp.seed, Stream.EVAL).choice(n, 30, False)
     bad = int(np.setdiff1d(np.arange(n), subset)[0])

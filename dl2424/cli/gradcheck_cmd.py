@@ -12,13 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..atomic import write_json
 from ..build import build
 from ..config import load_experiment
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..gradcheck import Options
 from ..gradcheck import gradcheck as run_gradcheck
 from ..gradcheck.table import report_table
 from . import app, console, notice, user_errors
-from .train_cmd import Configs, DataDir, MoreConfigs, Overrides, configs_of
+from .options import Configs, DataDir, MoreConfigs, Overrides, configs_of, settings
 
 
 class _LateProgress:
@@ -93,7 +92,7 @@ def gradcheck(
                 raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
         exp = load_experiment(configs_of(config, more), set_ or [], notice)
         exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
-        setup = build(exp, resolve_data_dir(data_dir))
+        setup = build(exp, settings(data_dir).data_dir)
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries, at=at)
         try:

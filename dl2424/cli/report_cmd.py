@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..rundir import RUNS_DIR
 from . import app, console, user_errors
+from .options import RunsDir, settings
 
 
 @app.command()
@@ -58,12 +58,11 @@ def compare(
 
 @app.command("runs")
 def list_runs(
-    runs_dir: Annotated[Path, typer.Option(help="Folder that holds the run folders.")
-                        ] = RUNS_DIR,
+    runs_dir: RunsDir = None,
 ):
     """List runs: name, date, status, dataset, model, best validation accuracy."""
     with user_errors():
         from ..report import runs_table
 
-        table = runs_table(runs_dir)
+        table = runs_table(settings(runs_dir=runs_dir).runs_dir)
     console.print(table.to_rich())

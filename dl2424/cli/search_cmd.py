@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..search import sweep as sweeps
 from ..search.execute import check_backend, open_backend
 from ..search.spec import load_spec
 from . import app, console, err_console, user_errors
+from .options import DataDir, SweepsDir, settings
 
-SWEEPS_DIR = Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))
 STATUS_STYLE = {"ok": "green", "failed": "red", "pending": "yellow", "running": "cyan"}
 
 
@@ -77,15 +75,15 @@ def search(
         help="Rerun the trials of this sweep folder that are not ok.")] = None,
     fail_fast: Annotated[bool, typer.Option(
         help="Start no new trial once one has failed.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")] = None,
-    sweeps_dir: Annotated[Path, typer.Option(help="Where sweep folders go.")] = SWEEPS_DIR,
+    data_dir: DataDir = None,
+    sweeps_dir: SweepsDir = None,
 ):
     """Hyper-parameter search: every trial is a run; results go to sweeps/<time>-<name>/."""
     with user_errors():
         check_backend(workers, scheduler, cluster)
-        root = resolve_data_dir(data_dir)
-        sw = _make(spec, from_, resume, sweeps_dir, root)
+        s = settings(data_dir, sweeps_dir=sweeps_dir)
+        root = s.data_dir
+        sw = _make(spec, from_, resume, s.sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{sw.path}[/]: {todo} of {len(sw.trials)} trials to run on "
@@ -101,6 +99,11 @@ def search(
         raise typer.Exit(130) from None
     finally:
         backend.close()
+    _results(sw, session)
+
+
+def _results(sw: sweeps.Sweep, session: dict) -> None:
+    """The top trials, the plots, the counts; exit 1 unless every trial is ok."""
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from .. import experiment
 from ..config import apply_overrides, validate
 from ..errors import UserError
-from ..trainer import StopFlag
+from ..settings import BLAS_VARS
+from ..trainer import StopFlag, stopping_on
 
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CLUSTER_HINT = "install with pip install dl2424[cluster]"
 
 
@@ -46,18 +46,10 @@ class TrialTask:
 
 # ---------------------------------------------------------------------------- in the worker
 
-_STOP = StopFlag()  # set by SIGINT in a local worker; the trial checkpoints and stops
-
-
 def _init_worker() -> None:
-    """Local pool worker: the first ^C lets the current trial save a checkpoint and stop."""
-
-    def handler(signum, frame):
-        if _STOP.signum is not None:
-            raise KeyboardInterrupt
-        _STOP.signum = signum
-
-    signal.signal(signal.SIGINT, handler)
+    """Local pool worker: ^C between trials is ignored; during one (run_trial), the first
+    ^C lets that trial save a checkpoint and stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _metric(row: dict | None, metric: str) -> float | None:
@@ -94,15 +86,16 @@ def run_trial(task: TrialTask) -> dict:
     """One trial as an ordinary run. Returns {trial, status: ok|failed|pending, best,
     final (the metric in the best-val-acc row and in the last row), run, error, wall_s}."""
     t0 = time.perf_counter()
-    _STOP.signum = None  # a ^C that stopped this worker's previous trial stops only that one
     data_dir, runs_dir = Path(task.data_dir), Path(task.runs_dir)
     try:
-        if task.resume_run:
-            run, summary = experiment.resume(Path(task.resume_run), data_dir, stop=_STOP)
-        else:
-            raw = apply_overrides(copy.deepcopy(task.base), task.overrides)
-            exp = validate(raw, f"trial {task.trial}")
-            run, summary = experiment.start(exp, task.overrides, data_dir, runs_dir, stop=_STOP)
+        with stopping_on(StopFlag(), (signal.SIGINT,)) as stop:
+            if task.resume_run:
+                run, summary = experiment.resume(Path(task.resume_run), data_dir, stop=stop)
+            else:
+                raw = apply_overrides(copy.deepcopy(task.base), task.overrides)
+                exp = validate(raw, f"trial {task.trial}")
+                run, summary = experiment.start(exp, task.overrides, data_dir, runs_dir,
+                                                stop=stop)
     except experiment.RunFailed as e:
         return _outcome(task, "failed", e.run, e.summary, str(e), t0)
     except experiment.RunInterrupted as e:
