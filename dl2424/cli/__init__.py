@@ -44,6 +44,11 @@ def user_errors():
         raise typer.Exit(UserError.exit_code) from None
 
 
+def notice(message: str) -> None:
+    """A one-line note on stderr (e.g. keys a --set dropped when it switched a component)."""
+    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def _version(value: bool):
     if value:
         console.print(f"dl2424 {__version__}")

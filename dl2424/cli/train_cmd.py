@@ -19,7 +19,7 @@ from ..experiment import RunAborted, RunFailed, RunInterrupted
 from ..gradcheck import check_experiment
 from ..rundir import RUNS_DIR
 from ..trainer import StopFlag
-from . import app, console, err_console, user_errors
+from . import app, console, err_console, notice, user_errors
 from .progress import RichReporter
 
 Overrides = Annotated[list[str] | None, typer.Option(
@@ -27,6 +27,14 @@ Overrides = Annotated[list[str] | None, typer.Option(
 DataDir = Annotated[Path | None, typer.Option(
     help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")]
 RunsDir = Annotated[Path, typer.Option(help="Where run folders go.")]
+Configs = Annotated[list[Path] | None, typer.Argument(
+    help="Experiment YAML files, merged left to right (later ones override earlier ones).")]
+MoreConfigs = Annotated[list[Path] | None, typer.Option(
+    "--config", "-c", help="Another experiment YAML, merged after the CONFIG arguments.")]
+
+
+def configs_of(config: list[Path] | None, more: list[Path] | None) -> list[Path]:
+    return [*(config or []), *(more or [])]
 
 
 def _print_summary(run: Path, summary: dict) -> None:
@@ -59,8 +67,9 @@ def _install_signal_handlers(stop: StopFlag):
 
 @app.command()
 def train(
-    config: Annotated[Path | None, typer.Argument(help="Experiment YAML file.")] = None,
+    config: Configs = None,
     set_: Overrides = None,
+    more: MoreConfigs = None,
     resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this folder from its last checkpoint.")] = None,
     data_dir: DataDir = None,
@@ -70,10 +79,11 @@ def train(
     """Train a model from an experiment config; results go to runs/<time>-<name>/."""
     stop = StopFlag()
     reporter = RichReporter(console, quiet)
+    config = configs_of(config, more)
     with user_errors():
-        if resume is None and config is None:
+        if resume is None and not config:
             raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
-        if resume is not None and (config is not None or set_):
+        if resume is not None and (config or set_):
             raise UserError("--resume uses the config stored in the run folder; "
                             "do not give CONFIG or --set with it")
         root = resolve_data_dir(data_dir)
@@ -82,7 +92,7 @@ def train(
             if resume is not None:
                 run, summary = experiment.resume(resume, root, reporter, stop)
             else:
-                exp = load_experiment(config, set_ or [])
+                exp = load_experiment(config, set_ or [], notice)
                 run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
         except RunFailed as e:
             reporter.close()
@@ -110,8 +120,9 @@ def train(
 
 @app.command()
 def gradcheck(
-    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    config: Configs = None,
     set_: Overrides = None,
+    more: MoreConfigs = None,
     n: Annotated[int, typer.Option("--n", help="Examples in the batch.")] = 2,
     dims: Annotated[int, typer.Option(
         help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
@@ -134,7 +145,7 @@ def gradcheck(
     with user_errors():
         if method not in ("centred", "forward"):
             raise UserError(f"--method: {method!r} is not one of centred, forward")
-        exp = load_experiment(config, set_ or [])
+        exp = load_experiment(configs_of(config, more), set_ or [], notice)
         exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
         setup = build(exp, resolve_data_dir(data_dir))
         checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
@@ -160,8 +171,9 @@ def gradcheck(
 
 @app.command("lr-range")
 def lr_range(
-    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    config: Configs = None,
     set_: Overrides = None,
+    more: MoreConfigs = None,
     lr_min: Annotated[float, typer.Option("--min", help="First learning rate.")] = 1e-5,
     lr_max: Annotated[float, typer.Option("--max", help="Last learning rate.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Update steps of the sweep.")] = 1000,
@@ -177,10 +189,11 @@ def lr_range(
     with user_errors():
         if spacing not in ("exp", "linear"):
             raise UserError(f"--spacing: {spacing!r} is not one of exp, linear")
-        if not 0 < lr_min < lr_max:
-            raise UserError(f"--min/--max: need 0 < min < max, got {lr_min:g} and {lr_max:g}")
-        exp = range_experiment(load_experiment(config, set_ or []), lr_min, lr_max, steps,
-                               spacing)
+        if not 0 < lr_min < lr_max < float("inf"):
+            raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
+                            f"{lr_max:g}")
+        base = load_experiment(configs_of(config, more), set_ or [], notice)
+        exp = range_experiment(base, lr_min, lr_max, steps, spacing)
         try:
             run, result = run_range_test(exp, set_ or [], resolve_data_dir(data_dir), runs_dir,
                                          reporter)
