@@ -1,5 +1,5 @@
-"""The patchify convolution and the `patchnet` model: loop references, float64 gradients,
-PyTorch's conv2d with stride f."""
+"""The patchify convolution and the `patchnet` model: loop references and float64 gradients.
+(Its torch twin, conv2d with stride f, is checked in test_gradcheck_torch.py.)"""
 
 import numpy as np
 import pydantic
@@ -194,39 +194,3 @@ def test_images_are_required():
 def test_unknown_keys_are_refused():
     with pytest.raises(pydantic.ValidationError):
         MODELS["patchnet"].params.model_validate({"stride": 2})
-
-
-# ---------------------------------------------------------------------------- PyTorch
-def torch_twin(model, torch):
-    """The same network in PyTorch: conv2d with stride f, flattened patch-major."""
-    P = {k: torch.tensor(v, requires_grad=True) for k, v in model.params.items()}
-    f = P["F"].shape[0]
-
-    def scores(X):
-        x = torch.tensor(X).reshape(X.shape[0], *model.image_shape)
-        w = P["F"].permute(3, 2, 0, 1)  # (nf, C, f, f)
-        h = torch.relu(torch.nn.functional.conv2d(x, w, P.get("bF"), stride=f))
-        h = h.permute(0, 2, 3, 1).reshape(X.shape[0], -1)  # patch-major, filter fastest
-        x1 = torch.relu(h @ P["W1"] + P["b1"])
-        return x1 @ P["W2"] + P["b2"]
-
-    return P, scores
-
-
-@pytest.mark.parametrize("bias", [False, True])
-def test_scores_and_gradients_match_pytorch_conv2d(bias):
-    torch = pytest.importorskip("torch")
-    model = _build({"f": 4, "nf": 5, "nh": 7, "bias": bias, "l2": 0.01}, info=_info(16, 10),
-                   dtype=np.float64)
-    X, y = _data(6, side=16, K=10)
-    P, scores = torch_twin(model, torch)
-    s = scores(X)
-    cost = torch.nn.functional.cross_entropy(s, torch.tensor(y)) + 0.01 * sum(
-        (P[k] ** 2).sum() for k in ("F", "W1", "W2"))
-    cost.backward()
-    np.testing.assert_allclose(model.forward(X, train=False)[0], s.detach().numpy(),
-                               rtol=1e-10, atol=1e-12)
-    loss, pen, grads = model.loss(X, y)
-    assert loss + pen == pytest.approx(float(cost.detach()), rel=1e-12)
-    for k, t in P.items():
-        assert rel_error(grads[k], t.grad.numpy()) < 1e-10, k
