@@ -14,6 +14,7 @@ from dl2424.report.comparison import draw_comparison, groups
 from dl2424.rundir import read_rows
 
 CONFIGS = Path(__file__).parent.parent / "configs"
+pytestmark = pytest.mark.slow  # trains four runs and draws a report
 TINY = ["--set", "data.n_val=40", "--set", "train.steps=6", "--set", "train.eval_every=3",
         "--set", "model.nh=4"]
 
