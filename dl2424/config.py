@@ -97,6 +97,32 @@ class Experiment(Params):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (each key may appear once)", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """yaml.safe_load, but a duplicate key is an error instead of silently last-wins."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
+
+
 def _fmt_loc(loc) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
@@ -110,6 +136,8 @@ def format_errors(err: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; see README 'Config format')"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "finite_number":
+            msg = f"must be a finite number, not {e['input']!r}"
         lines.append(f"  {_fmt_loc(e['loc'])}: {msg}" if e["loc"] else f"  {msg}")
     return "\n".join(lines)
 
@@ -119,7 +147,7 @@ def parse_override(item: str) -> tuple[list[str], object]:
     if not sep or not key.strip():
         raise UserError(f"--set {item!r}: expected dotted.key=value, e.g. --set optimizer.lr=0.01")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise UserError(f"--set {item!r}: value is not valid YAML "
                         f"({getattr(e, 'problem', None) or e})") from None
@@ -183,7 +211,7 @@ def read_yaml(path: Path) -> dict:
     except OSError as e:
         raise UserError(f"{path}: cannot read config ({e.__class__.__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
