@@ -2,10 +2,11 @@
 torch twin to <= 1e-10, in training mode (dropout masks fixed) and evaluation mode."""
 
 import pytest
-from gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 from dl2424.gradcheck import Options
 from dl2424.gradcheck.torch_ref import TWINS, _load_twins, check_against_torch
+
+from .gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 pytest.importorskip("torch")
 
