@@ -117,8 +117,13 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
     run = rundir.create(runs_dir, exp.name)
     rundir.write_config(run, exp.dump(), overrides)
     write_json(run / "data.json", setup.data.info.to_json())
-    trainer = Trainer(setup, run, reporter, stop)
+    trainer = trainer_for(setup)(setup, run, reporter, stop)
     return run, execute(setup, run, trainer)
+
+
+def trainer_for(setup):
+    """The trainer class of a setup: Trainer, or the one its setup names (text models)."""
+    return getattr(setup, "trainer", Trainer)
 
 
 def load_run_config(run: Path) -> Experiment:
@@ -163,7 +168,7 @@ def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
     if len(ckpt.meta.get("sampled") or []) != setup.data.info.n_classes:
         raise UserError(f"{run / 'checkpoint.npz'}: metadata lacks the sampler's class counts "
                         "('sampled'); it was not written by this version of dl2424")
-    trainer = Trainer(setup, run, reporter, stop)
+    trainer = trainer_for(setup)(setup, run, reporter, stop)
     trainer.resume_from(ckpt)
     return run, execute(setup, run, trainer, previous)
 

@@ -9,6 +9,11 @@ from ..trainer import Reporter
 
 
 def _fmt_row(row: dict) -> str:
+    if "smooth_loss" in row:  # a text model's row (dl2424/seqtrain.py)
+        val = f"  val loss {row['val_loss']:.4f}" if row.get("val_loss") == row.get(
+            "val_loss") and "val_loss" in row else ""
+        return (f"step {row['step']:>7}  epoch {row['epoch']:7.3f}  lr {row['lr']:.2e}  "
+                f"loss {row['loss']:.4f}  smooth loss {row['smooth_loss']:.4f}{val}")
     return (f"step {row['step']:>6}  epoch {row['epoch']:7.2f}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}")
@@ -42,7 +47,7 @@ class RichReporter(Reporter):
                                  stats=f"lr {lr:.2e} loss {loss:.3f} val acc {self.last_val:.3f}")
 
     def on_eval(self, row):
-        self.last_val = row["val_acc"]
+        self.last_val = row.get("val_acc", row.get("smooth_loss"))
         if self.progress is None and not self.quiet:
             self.console.print(_fmt_row(row), highlight=False, soft_wrap=True)
 
