@@ -362,11 +362,12 @@ class TextTrainer:
             raise UserError(f"{self.run}: metrics.csv or samples.json unreadable ({e}); the "
                             "run folder was changed by hand") from None
         if self.best is not None and (self.run / "best.npz").is_file():
-            saved = {k: v.copy() for k, v in model.params.items()}
-            checkpoint.restore(checkpoint.load(self.run / "best.npz"), model)
-            self.best_params = np.concatenate([model.params[k].ravel() for k in self.keys])
-            model.params.update(saved)
-            self._pack()
+            best = checkpoint.load(self.run / "best.npz").params
+            if set(best) != set(self.keys) or any(
+                    best[k].shape != model.params[k].shape for k in self.keys):
+                raise UserError(f"{self.run / 'best.npz'}: its parameters do not match the "
+                                "model; the run folder was changed by hand")
+            self.best_params = np.concatenate([best[k].ravel() for k in self.keys])
         rundir.remove_partial_files(self.run)
 
     # -- the loop ---------------------------------------------------------------------

@@ -66,6 +66,7 @@ def run():  # console-script entry point
 from . import (  # noqa: E402,F401
     data_cmd,
     ensemble_cmd,
+    generate_cmd,
     names_cmd,
     predict_cmd,
     report_cmd,

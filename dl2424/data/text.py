@@ -242,11 +242,19 @@ def load_lines(p: TextParams, data_dir: Path) -> TextBundle:
 def _info(p: TextParams, vocab: Vocab) -> DataInfo:
     return DataInfo(input_shape=(p.seq_length,), class_names=list(vocab.classes),
                     meta={"task": "lm", "vocab": vocab.K, "n_inputs": vocab.n_inputs,
-                          "mode": p.mode},
-                    encoder={"text": vocab.to_json()})
+                          "mode": p.mode, "text": vocab.to_json()})
 
 
 @DATASETS.register(NAME, TextParams)
 def load(p: TextParams, data_dir: Path, dtype: np.dtype) -> TextBundle:
     """Characters of a UTF-8 text (one book, or one document per line) for language models."""
     return load_book(p, data_dir) if p.mode == "book" else load_lines(p, data_dir)
+
+
+def describe_text(name: str, data_dir: Path) -> str:
+    """`data inspect goblet`: where the file is, its size, characters and alphabet."""
+    path = text_path(TextParams(path=name), data_dir)
+    text = read_text(path)
+    chars = "".join(sorted(set(text)))
+    return (f"{path}: {path.stat().st_size:,} bytes, {len(text):,} characters, "
+            f"{len(chars)} distinct, {text.count(EOS):,} lines\nalphabet: {chars!r}")

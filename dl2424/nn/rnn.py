@@ -200,7 +200,7 @@ def sample_next(p, u, top_p: float = 1.0):
     Inputs: p (K,) probabilities, u a uniform number. Returns: an index into p.
     """
     if top_p >= 1.0:
-        return min(int(np.searchsorted(np.cumsum(p), u * p.sum(), side="right")), len(p) - 1)
+        return min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
     order = np.argsort(-p, kind="stable")
     cp = np.cumsum(p[order])
     keep = int(np.searchsorted(cp, top_p * cp[-1])) + 1  # first k with cp[k-1] >= top_p
