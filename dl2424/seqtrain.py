@@ -296,6 +296,10 @@ class TextTrainer:
         self.reporter.on_eval(row)
         return row
 
+    def evaluate_now(self) -> dict:
+        """A metrics row now, with the validation loss (train --dry-run times this)."""
+        return self.log_row(self.s.schedule(self.step), math.nan, True)
+
     def synthesize(self) -> None:
         """synth_length characters from the current state (the hand-out: h0 = hprev, x0 =
         the first input of the piece about to be read), recorded with the update number."""

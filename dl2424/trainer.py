@@ -64,6 +64,15 @@ def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
     return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra, pred, p_label)
 
 
+BASIC_METRICS = ("train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc")
+
+
+def metric_columns(data) -> list[str]:
+    """The metric columns of metrics.csv for this data (as evaluate_now writes them)."""
+    return [*BASIC_METRICS,
+            *(f"val_{k.removeprefix('val_')}_acc" for k in data.masks if k.startswith("val_"))]
+
+
 def is_better(row: dict, best: dict | None) -> bool:
     """The best evaluation is the first one with the highest validation accuracy."""
     return best is None or row["val_acc"] > best["val_acc"]
@@ -314,3 +323,9 @@ class Trainer:
                 model.state.update(saved_state)
         return out
 
+
+
+def trainer_for(setup):
+    """The trainer class of a setup: Trainer, or the one the setup names (text models:
+    seqtrain.TextTrainer)."""
+    return getattr(setup, "trainer", Trainer)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from dl2424.build import build
 from dl2424.cli import app
-from dl2424.config import apply_overrides, load_experiment, validate
+from dl2424.config import apply_overrides, compose, load_experiment, validate
 from dl2424.errors import UserError
 from dl2424.trainer import Diverged, Trainer
 
@@ -37,7 +37,7 @@ SMALL = [  # fit the fixture data: 40 images per CIFAR batch, 4 x 30 names
      "model": {"type": "cnn", "layers": [2, "M"], "hidden": [4]},
      "optimizer": {"type": "adam", "lr": 0.001}, "train": {"batch_size": 4, "epochs": 1}},
 ]
-BASES = [yaml.safe_load(p.read_text()) for p in SHIPPED] + SMALL
+BASES = [compose(p) for p in SHIPPED] + SMALL  # with their base: files merged in
 
 # No shrinking: a failure prints the raw example at once instead of minutes later.
 settings.register_profile("fuzz", derandomize=True, deadline=None, database=None,

@@ -33,6 +33,33 @@ def normalize(name: str) -> str:
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
 
 
+# Letters that Unicode does not decompose into a base letter plus marks (NFKD leaves them
+# alone), and punctuation that plays the role of one the course alphabet has.
+TRANSLITERATION = {
+    "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
+    "ı": "i", "ħ": "h", "ŧ": "t", "ŀ": "l", "ĸ": "k", "ŋ": "ng", "ſ": "s", "ə": "e",
+    "’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "-": " ", "‐": " ", "–": " ",
+}
+
+
+def transliterate(name: str, alphabet: str) -> str:
+    """`name` normalised, with each character outside `alphabet` spelled in it when possible:
+    its NFKD decomposition without marks (ﬁ -> fi), else TRANSLITERATION (Ørsted -> orsted,
+    Straße -> strasse). Characters with no spelling in the alphabet are kept as they are."""
+    known = set(alphabet)
+    out = []
+    for c in normalize(name):
+        if c not in known:
+            folded = "".join(d for d in unicodedata.normalize("NFKD", c)
+                             if unicodedata.category(d) != "Mn")
+            for spelling in (folded, TRANSLITERATION.get(c, "")):
+                if spelling and set(spelling) <= known:
+                    c = spelling
+                    break
+        out.append(c)
+    return "".join(out)
+
+
 # ---------------------------------------------------------------------------- encoding
 
 @dataclass(frozen=True)
@@ -66,18 +93,19 @@ class Encoder:
         """Normalise and encode names.
 
         Inputs:
-        - names: n strings (any case, accents allowed: they are folded)
+        - names: n strings (any case; accents are folded and letters outside the alphabet
+          transliterated, see `read`)
         - truncate: a name longer than n_len keeps its first or its last n_len characters
         - drop_unknown: remove characters outside the alphabet instead of raising UserError
         Returns: (n, n_len) int64 indices, right-padded with d.
         """
-        clean = [normalize(s) for s in names]
+        clean = [self.read(s) for s in names]
         unknown = set("".join(clean)) - set(self.alphabet)
         if unknown and not drop_unknown:
-            bad = [s for s in names if set(normalize(s)) & unknown]
+            bad = [s for s, c in zip(names, clean, strict=True) if set(c) & unknown]
             raise UserError(f"characters {''.join(sorted(unknown))!r} are not in the alphabet "
                             f"{self.alphabet!r} (in: {', '.join(map(repr, bad[:5]))}); remove "
-                            "them or pass drop_unknown")
+                            "them, or give --drop-unknown to leave them out")
         if unknown:
             clean = ["".join(c for c in s if c not in unknown) for s in clean]
         empty = [repr(names[i]) for i, s in enumerate(clean) if not s]
@@ -91,6 +119,10 @@ class Encoder:
         idx = np.searchsorted(alphabet, codes).astype(np.int64)
         idx[codes == 0] = self.d
         return idx
+
+    def read(self, name: str) -> str:
+        """The name as the model reads it, before truncation: normalised, transliterated."""
+        return transliterate(name, self.alphabet)
 
     def decode(self, indices: np.ndarray) -> list[str]:
         """(n, n_len) indices -> the n strings (padding dropped)."""

@@ -147,6 +147,7 @@ class TextBundle:
     params: TextParams
     test = None
     masks = {}
+    normalisation = None
 
 
 def text_path(p: TextParams, data_dir: Path) -> Path:
