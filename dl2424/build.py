@@ -66,7 +66,7 @@ def build_schedule(exp: Experiment, spe: int):
     t = exp.train
     kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
     if t.cycles:
-        total = SCHEDULES["cyclic"].factory(exp.schedule.params, total_steps=0, **kw) \
+        total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
             .cycle_steps(t.cycles)
     else:
         total = t.steps if t.steps else t.epochs * spe

@@ -74,6 +74,7 @@ from . import (  # noqa: E402,F401
     data_cmd,
     ensemble_cmd,
     generate_cmd,
+    gradcheck_cmd,
     names_cmd,
     predict_cmd,
     report_cmd,

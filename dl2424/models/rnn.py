@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt
 from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..nn import rnn as R
+from ..nn.losses import softmax
 from ..registry import INITS, MODELS, component
 from .base import Model, ModelParams, make_init, make_loss
 
@@ -37,6 +38,27 @@ class RecurrentParams(ModelParams):
 class LanguageModelParams(RecurrentParams):
     reduction: Literal["sum", "mean"] = Field(
         "sum", description="loss over a sequence: sum (2017-2023) or mean (2026)")
+
+
+class SequenceLoss:
+    """The language model's loss_fn: softmax cross-entropy of time-major scores (T*B, K)
+    against next characters (B, T), -1 marking padding; reduction sum or mean (see
+    nn.rnn.seq_softmax_loss)."""
+
+    def __init__(self, reduction: str):
+        self.reduction = reduction
+        self.fn = R.seq_softmax_loss
+
+    def __call__(self, scores, target, w=None):
+        y = target.T.reshape(-1)
+        mask = y >= 0
+        loss, dO, _ = R.seq_softmax_loss(scores, np.maximum(y, 0), target.shape[0],
+                                         None if mask.all() else mask, self.reduction)
+        return loss, dO
+
+    @staticmethod
+    def proba(scores):
+        return softmax(scores)
 
 
 class Recurrent(Model):
@@ -94,44 +116,52 @@ class LanguageModel(Recurrent):
         self.K, self.n_in = int(meta["vocab"]), int(meta["n_inputs"])
         self.reduction = p.reduction
         super().__init__(p, self.n_in, self.K, dtype, rng)
+        self.loss_fn = SequenceLoss(p.reduction)
 
-    def seq_loss(self, x, y, state, mask=None):
-        """One truncated-BPTT piece. x, y (B, T) inputs and next characters; state from
-        zero_state or the previous piece; mask (B, T) 0/1 or None.
-        Returns (loss, grads, final state)."""
+    def _forward(self, x, state):
+        """x (B, T) from state -> (scores (T*B, K) time-major, final state, cache)."""
         B, T = x.shape
         H, state_T, cache = self.run_cell(x, state)
         Hf = H.reshape(T * B, self.m)
         O = Hf @ self.params["V"]
         O += self.params["c"]
-        yt = y.T.reshape(-1)
-        mt = None if mask is None else mask.T.reshape(-1)
-        loss, dO, _ = R.seq_softmax_loss(O, yt, B, mt, self.reduction)
+        return O, state_T, (Hf, cache, T, B)
+
+    def _backward(self, dO, cache) -> dict:
+        Hf, ccache, T, B = cache
         grads = {"V": Hf.T @ dO, "c": dO.sum(axis=0)}
         dH = (dO @ self.params["V"].T).reshape(T, B, self.m)
-        self.cell_backward(dH, cache, grads)
+        self.cell_backward(dH, ccache, grads)
+        return grads
+
+    def forward(self, X, train: bool, rng=None):
+        """The Model contract (gradient checks, the report): X (B, T) read from a zero state
+        -> scores (T*B, K), time-major; loss_fn takes targets (B, T), -1 = padding."""
+        O, _, cache = self._forward(X, self.zero_state(len(X)))
+        return O, cache
+
+    def backward(self, dscores, cache):
+        return self._backward(dscores, cache)
+
+    def seq_loss(self, x, y, state, mask=None):
+        """One truncated-BPTT piece. x, y (B, T) inputs and next characters; state from
+        zero_state or the previous piece; mask (B, T) 0/1 or None.
+        Returns (loss, grads of loss + L2 penalty, final state)."""
+        O, state_T, cache = self._forward(x, state)
+        mt = None if mask is None else mask.T.reshape(-1)
+        loss, dO, _ = R.seq_softmax_loss(O, y.T.reshape(-1), x.shape[0], mt, self.reduction)
+        grads = self._backward(dO, cache)
         for k in self.decay if self.l2 else ():
             grads[k] += (2 * self.l2) * self.params[k]
         return loss, grads, state_T
 
     def seq_nll(self, x, y, state, mask=None):
         """Forward only: (summed negative log-likelihood, characters counted, final state)."""
-        B, T = x.shape
-        H, state_T, _ = self.run_cell(x, state)
-        O = H.reshape(T * B, self.m) @ self.params["V"]
-        O += self.params["c"]
+        O, state_T, _ = self._forward(x, state)
         mt = None if mask is None else mask.T.reshape(-1)
-        mean, _, _ = R.seq_softmax_loss(O, y.T.reshape(-1), B, mt, "mean")
-        n = T * B if mask is None else int(mask.sum())
+        mean, _, _ = R.seq_softmax_loss(O, y.T.reshape(-1), x.shape[0], mt, "mean")
+        n = x.size if mask is None else int(mask.sum())
         return mean * n, n, state_T
-
-    def loss(self, X, target, weights=None, train=True, rng=None, with_penalty=True):
-        """Model.loss for sequences from a zero state (gradient checks): target is (B, T),
-        padding marked by -1. The gradient includes the L2 term."""
-        mask = None if (target >= 0).all() else (target >= 0)
-        loss, grads, _ = self.seq_loss(X, np.maximum(target, 0), self.zero_state(len(X)),
-                                       mask)
-        return loss, self.penalty() if with_penalty else None, grads
 
     def step_proba(self, x, state, temperature: float = 1.0):
         """One step for B sequences: x (B,) indices -> (p (B, K) next-char probabilities of
