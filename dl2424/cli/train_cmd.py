@@ -1,4 +1,4 @@
-"""`train` and `gradcheck`."""
+"""`train` and `lr-range`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import yaml
 from rich.table import Table
 
 from .. import experiment
-from ..atomic import write_json
-from ..build import build
 from ..config import load_experiment
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
-from ..gradcheck import check_experiment
 from ..rundir import RUNS_DIR
 from ..trainer import StopFlag
 from . import app, console, err_console, notice, user_errors
@@ -166,57 +163,6 @@ def train(
             for sig, h in previous.items():
                 signal.signal(sig, h)
     _print_summary(run, summary)
-
-
-@app.command()
-def gradcheck(
-    config: Configs = None,
-    set_: Overrides = None,
-    more: MoreConfigs = None,
-    n: Annotated[int, typer.Option("--n", help="Examples in the batch.")] = 2,
-    dims: Annotated[int, typer.Option(
-        help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
-    method: Annotated[str, typer.Option(
-        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = "centred",
-    h: Annotated[float, typer.Option("--h", help="Finite-difference step.")] = 1e-5,
-    tol: Annotated[float, typer.Option(help="Largest acceptable relative error.")] = 1e-6,
-    eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
-    atol: Annotated[float | None, typer.Option(
-        help="Differences up to this count as agreement: the float64 noise floor of the "
-             "differences, by default 4e-15 / h (4e-10 at h = 1e-5).")] = None,
-    max_entries: Annotated[int | None, typer.Option(
-        help="Check at most this many random entries per parameter.")] = None,
-    save: Annotated[Path | None, typer.Option(
-        help="Also write the table as JSON: to RUN/gradcheck.json for a run folder (the "
-             "report shows it), else to this file.")] = None,
-    data_dir: DataDir = None,
-):
-    """Compare analytic gradients of the cost with finite differences, per parameter."""
-    with user_errors():
-        if method not in ("centred", "forward"):
-            raise UserError(f"--method: {method!r} is not one of centred, forward")
-        exp = load_experiment(configs_of(config, more), set_ or [], notice)
-        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
-        setup = build(exp, resolve_data_dir(data_dir))
-        checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
-                                        method=method, tol=tol, eps=eps,
-                                        atol=atol if atol is not None else 4e-15 / h,
-                                        max_entries=max_entries)
-    t = Table(title=f"gradient check: {what}; {method} differences, h={h:g}")
-    for col in ("param", "shape", "checked", "max |a-n|", "max rel err", f"≤ {tol:g}"):
-        t.add_column(col, justify="left" if col == "param" else "right")
-    for c in checks:
-        t.add_row(c.name, "×".join(map(str, c.shape)), str(c.checked), f"{c.max_abs:.3e}",
-                  f"{c.max_rel:.3e}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
-    console.print(t)
-    if save is not None:
-        file = save / "gradcheck.json" if save.is_dir() else save
-        write_json(file, [{"param": c.name, "shape": list(c.shape), "checked": c.checked,
-                           "max_abs": c.max_abs, "max_rel": c.max_rel, "passed": c.passed}
-                          for c in checks])
-        console.print(f"saved: {file}", highlight=False)
-    if not all(c.passed for c in checks):
-        raise typer.Exit(1)
 
 
 @app.command("lr-range")

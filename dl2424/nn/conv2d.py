@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kinks
+
 
 def _out_size(size, k, stride, pad):
     out = (size + 2 * pad - k) // stride + 1
@@ -171,6 +173,7 @@ def maxpool_forward(x, kernel, stride, pad=0):
     xp = _pad(x, pad, value=-np.inf)
     rows, won_col = _max_along(xp, 3, kernel, stride, Wo)  # (n, C, Hp, Wo)
     out, won_row = _max_along(rows, 2, kernel, stride, Ho)  # (n, C, Ho, Wo)
+    kinks.note_choice("maxpool", won_row, won_col)
     return out, (x.shape, won_row, won_col, stride, pad)
 
 
