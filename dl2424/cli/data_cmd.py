@@ -57,7 +57,8 @@ def list_cmd(data_dir: DataDir = None):
     console.print(table)
     for r in rows:
         if not r.found:
-            console.print(f"get {r.name}: dl2424 data fetch {r.name}")
+            what = "goblet (or tinyshakespeare)" if r.name == "text" else r.name
+            console.print(f"get {r.name}: dl2424 data fetch {what}")
 
 
 @data_app.command("fetch")

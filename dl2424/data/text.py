@@ -25,6 +25,7 @@ from pydantic import Field, PositiveInt, model_validator
 from ..errors import UserError
 from ..registry import DATASETS, Params
 from .bundle import DataInfo
+from .paths import Found
 
 NAME = "text"
 EOS = "\n"
@@ -246,7 +247,21 @@ def _info(p: TextParams, vocab: Vocab) -> DataInfo:
                           "mode": p.mode, "text": vocab.to_json()})
 
 
-@DATASETS.register(NAME, TextParams)
+def search_places(data_dir: Path) -> list[str]:
+    """Where the known texts are looked for (any other file is given by its path)."""
+    return [str(d / f) for d in (data_dir / "text", data_dir) for f in KNOWN.values()]
+
+
+def locate(data_dir: Path) -> Found | None:
+    """The folder holding the known texts, its 'format' the ones present."""
+    for d in (data_dir / "text", data_dir):
+        present = [name for name, f in KNOWN.items() if (d / f).is_file()]
+        if present:
+            return Found(d, ", ".join(present))
+    return None
+
+
+@DATASETS.register(NAME, TextParams, locate=locate, search_places=search_places)
 def load(p: TextParams, data_dir: Path, dtype: np.dtype) -> TextBundle:
     """Characters of a UTF-8 text (one book, or one document per line) for language models."""
     return load_book(p, data_dir) if p.mode == "book" else load_lines(p, data_dir)
