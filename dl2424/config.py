@@ -8,17 +8,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
 
 from . import components  # noqa: F401  (fills the registries)
+from .compose import Notify, merge, nest, read_with_bases
 from .errors import UserError
 from .registry import DATASETS, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULES, Params, component
 
 
 class TrainConfig(Params):
+    # One length: a layer (base, config file, --set) giving one of these replaces the others.
+    exclusive_keys: ClassVar = (("epochs", "steps", "cycles"),)
     batch_size: PositiveInt = 100
     epochs: PositiveInt | None = None
     steps: PositiveInt | None = None
@@ -44,6 +47,12 @@ class TrainConfig(Params):
         return self
 
 
+def sets_own_lr(schedule: object) -> bool:
+    """Whether a registered schedule sets the learning rate itself (no optimizer.lr)."""
+    return isinstance(schedule, str) and schedule in SCHEDULES and \
+        not SCHEDULES[schedule].factory.needs_base_lr
+
+
 class Experiment(Params):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     seed: NonNegativeInt = 0
@@ -55,20 +64,33 @@ class Experiment(Params):
     sampler: component(SAMPLERS) = "shuffle"
     train: TrainConfig
 
+    @staticmethod
+    def after_switch(raw: dict, switched: list[str], notify) -> dict:
+        """A schedule switched to one that sets the learning rate itself drops optimizer.lr."""
+        schedule, optimizer = raw.get("schedule"), raw.get("optimizer")
+        kind = schedule.get("type") if isinstance(schedule, dict) else schedule
+        if ("schedule" in switched and sets_own_lr(kind) and isinstance(optimizer, dict)
+                and "lr" in optimizer):
+            notify(f"optimizer: schedule {kind} sets the learning rate itself; drops lr")
+            raw = raw | {"optimizer": {k: v for k, v in optimizer.items() if k != "lr"}}
+        return raw
+
     @model_validator(mode="after")
     def _consistent(self):
-        needs_lr = self.schedule.type in ("constant", "step", "linear")
+        kind = SCHEDULES[self.schedule.type].factory
+        needs_lr = kind.needs_base_lr
         lr = getattr(self.optimizer.params, "lr", None)
         if needs_lr and lr is None:
             raise ValueError(f"optimizer.lr is required with schedule {self.schedule.type!r}")
         if not needs_lr and lr is not None:
             raise ValueError(f"optimizer.lr is not used with schedule {self.schedule.type!r}, "
                              "which sets the learning rate itself; remove optimizer.lr")
-        if self.train.snapshots and self.schedule.type != "cyclic":
-            raise ValueError("train.snapshots needs schedule.type: cyclic (a snapshot is "
+        cyclic = " or ".join(n for n in SCHEDULES.names() if SCHEDULES[n].factory.has_cycles)
+        if self.train.snapshots and not kind.has_cycles:
+            raise ValueError(f"train.snapshots needs schedule.type: {cyclic} (a snapshot is "
                              "taken at the end of each cycle)")
-        if self.train.cycles is not None and self.schedule.type != "cyclic":
-            raise ValueError("train.cycles needs schedule.type: cyclic; use epochs or steps")
+        if self.train.cycles is not None and not kind.has_cycles:
+            raise ValueError(f"train.cycles needs schedule.type: {cyclic}; use epochs or steps")
         return self
 
     def dump(self) -> dict:
@@ -78,6 +100,32 @@ class Experiment(Params):
         """Hash of the resolved config, stored in checkpoints to match them to runs."""
         blob = json.dumps(self.dump(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {key!r} (each key may appear once)", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """yaml.safe_load, but a duplicate key is an error instead of silently last-wins."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
 
 
 def _fmt_loc(loc) -> str:
@@ -93,6 +141,8 @@ def format_errors(err: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; see README 'Config format')"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "finite_number":
+            msg = f"must be a finite number, not {e['input']!r}"
         lines.append(f"  {_fmt_loc(e['loc'])}: {msg}" if e["loc"] else f"  {msg}")
     return "\n".join(lines)
 
@@ -102,7 +152,7 @@ def parse_override(item: str) -> tuple[list[str], object]:
     if not sep or not key.strip():
         raise UserError(f"--set {item!r}: expected dotted.key=value, e.g. --set optimizer.lr=0.01")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise UserError(f"--set {item!r}: value is not valid YAML "
                         f"({getattr(e, 'problem', None) or e})") from None
@@ -121,10 +171,24 @@ def _step(node, part: str, item: str, where: str):
     return part
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `dotted.key=value` items; a numeric part indexes a list (model.layers.0.width)."""
+def _through_list(raw: dict, path: list[str]) -> bool:
+    """Whether a --set path goes through a list (then it sets an element in place)."""
+    node = raw
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            return True
+    return False
+
+
+def apply_overrides(raw: dict, overrides: list[str], notify: Notify = lambda m: None) -> dict:
+    """Apply `dotted.key=value` items, each merged over the config as a layer (see compose);
+    a numeric part indexes a list (model.layers.0.width) and sets that element in place."""
     for item in overrides:
         path, value = parse_override(item)
+        if not _through_list(raw, path):
+            raw = merge(raw, nest(path, value), Experiment, "", notify)
+            continue
         node = raw
         for i, part in enumerate(path[:-1]):
             where = ".".join(path[:i]) or "(top level)"
@@ -152,7 +216,7 @@ def read_yaml(path: Path) -> dict:
     except OSError as e:
         raise UserError(f"{path}: cannot read config ({e.__class__.__name__})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -174,6 +238,26 @@ def validate(raw: dict, source: str = "config") -> Experiment:
         raise UserError(format_errors(e, source)) from None
 
 
-def load_experiment(path: Path, overrides: list[str] = ()) -> Experiment:
-    raw = apply_overrides(read_yaml(path), list(overrides))
-    return validate(raw, str(path))
+def read_config(path: Path, notify: Notify = lambda m: None) -> dict:
+    """A train config file with its `base:` chain merged in (not yet validated)."""
+    return read_with_bases(path, read_yaml, Experiment, notify)
+
+
+def compose(paths: Path | list[Path], overrides: list[str] = (),
+            notify: Notify = lambda m: None) -> dict:
+    """Config files merged left to right (each with its bases), then the --set values."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    if not paths:
+        raise UserError("give a config file (YAML), e.g. configs/names_convnet.yaml")
+    raw: dict = {}
+    for path in paths:
+        raw = merge(raw, read_config(path, notify), Experiment, "", notify)
+    return apply_overrides(raw, list(overrides), notify)
+
+
+def load_experiment(paths: Path | list[Path], overrides: list[str] = (),
+                    notify: Notify = lambda m: None) -> Experiment:
+    """The validated experiment of config files (merged left to right) and --set values."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    raw = compose(paths, overrides, notify)
+    return validate(raw, " + ".join(str(p) for p in paths))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, rundir
+from . import __version__, checkpoint, rundir, tblog
 from .atomic import write_json
 from .build import Setup, build
 from .config import Experiment, validate
@@ -62,8 +62,7 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
         rundir.write_summary(run, summary)
         return summary
 
-    rundir.claim(run)
-    try:
+    try:  # the caller holds the run folder's lock (rundir.claim)
         finish("running")
         trainer.fit()
     except Diverged as e:
@@ -81,9 +80,10 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
     else:
         write_json(run / "class_counts.json", trainer.class_counts())
         summary = finish("completed", test=trainer.test_metrics())
+        trainer.reporter.on_end(summary)
     finally:
+        trainer.reporter.close()
         rundir.release(run)
-    trainer.reporter.on_end(summary)
     return summary
 
 
@@ -115,10 +115,21 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
           reporter: Reporter | None = None, stop: StopFlag | None = None) -> tuple[Path, dict]:
     setup = build(exp, data_dir)  # everything that can be wrong with the input fails here
     run = rundir.create(runs_dir, exp.name)
-    rundir.write_config(run, exp.dump(), overrides)
-    write_json(run / "data.json", setup.data.info.to_json())
-    trainer = Trainer(setup, run, reporter, stop)
+    rundir.claim(run)
+    try:
+        rundir.write_config(run, exp.dump(), overrides)
+        write_json(run / "data.json", setup.data.info.to_json())
+        save_normalisation(setup, run)
+        trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
+    except BaseException:
+        rundir.release(run)
+        raise
     return run, execute(setup, run, trainer)
+
+
+def save_normalisation(setup: Setup, run: Path) -> None:
+    if setup.data.normalisation is not None:
+        rundir.write_normalisation(run, setup.data.normalisation.to_arrays())
 
 
 def load_run_config(run: Path) -> Experiment:
@@ -144,7 +155,18 @@ def _previous_summary(run: Path) -> dict | None:
 
 def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
            stop: StopFlag | None = None) -> tuple[Path, dict]:
-    exp = load_run_config(run)
+    load_run_config(run)  # is it a run folder at all (before a lock file is put in it)
+    rundir.claim(run)  # before anything reads or trims the folder: a refused one changes nothing
+    try:
+        exp = load_run_config(run)
+        setup, trainer, previous = _prepare_resume(run, exp, data_dir, reporter, stop)
+    except BaseException:
+        rundir.release(run)
+        raise
+    return run, execute(setup, run, trainer, previous)
+
+
+def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
     if not (run / "checkpoint.npz").exists():
         raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
                         f"(train.checkpoint_every) and must start again: "
@@ -163,9 +185,11 @@ def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
     if len(ckpt.meta.get("sampled") or []) != setup.data.info.n_classes:
         raise UserError(f"{run / 'checkpoint.npz'}: metadata lacks the sampler's class counts "
                         "('sampled'); it was not written by this version of dl2424")
-    trainer = Trainer(setup, run, reporter, stop)
+    if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
+        save_normalisation(setup, run)
+    trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
     trainer.resume_from(ckpt)
-    return run, execute(setup, run, trainer, previous)
+    return setup, trainer, previous
 
 
 def load_info(run: Path) -> DataInfo:

@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, field_validator
+
+
+def _takes_bool(annotation) -> bool:
+    """Whether a field's type admits true/false anywhere in it (bool, Any, nested types)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(a) for a in get_args(annotation) if a is not annotation)
+
+
+def _has_bool(value) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list | tuple)
+                                       and any(map(_has_bool, value)))
 
 
 class Params(BaseModel):
-    """Base for a component's parameter model: unknown keys are errors."""
+    """Base for a component's parameter model: unknown keys are errors, and so are inf/NaN
+    and true/false where a number is wanted."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value, info):
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and _has_bool(value) and not _takes_bool(field.annotation):
+            raise ValueError("true/false given where a number is wanted")
+        return value
 
 
 @dataclass(frozen=True)
@@ -21,6 +43,7 @@ class Entry:
     factory: Callable[..., Any]
     params: type[Params]
     help: str
+    extras: dict[str, Any] = field(default_factory=dict)  # kind-specific hooks (see register)
 
 
 class Registry:
@@ -30,12 +53,16 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, params: type[Params] = Params):
+    def register(self, name: str, params: type[Params] = Params, **extras):
+        """Decorator: register a factory (a function or a class) under `name`, with its
+        parameter model. `extras` are what this kind of component needs beyond the
+        factory (a dataset's `locate` and `search_places`)."""
+
         def wrap(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             doc = (factory.__doc__ or "").strip().splitlines()
-            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "")
+            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "", extras)
             return factory
 
         return wrap
@@ -92,4 +119,6 @@ def component(registry: Registry):
             raise ValueError(f"unknown {registry.kind} {name!r}; registered: {choices}")
         return Spec(type=name, params=registry[name].params.model_validate(value))
 
-    return Annotated[Spec, BeforeValidator(resolve), PlainSerializer(lambda s: s.dump())]
+    # The registry rides along as metadata, so config composition can find components.
+    return Annotated[Spec, BeforeValidator(resolve), PlainSerializer(lambda s: s.dump()),
+                     registry]

@@ -4,6 +4,7 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
   config.yaml  overrides.yaml  data.json  metrics.csv  summary.json
   confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv
   checkpoint.npz (+ .json)  best.npz (+ .json)
+  normalisation.npz  (image runs: the pixel statistics `predict --image` needs)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .atomic import write_json, write_text
+from .atomic import atomic_open, write_json, write_text
 from .errors import UserError
 
 RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
@@ -100,6 +101,20 @@ def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
     return names, np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
 
 
+NORMALISATION = "normalisation.npz"
+
+
+def write_normalisation(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """How an image run turned pixels into inputs (data.cifar.Normalisation.to_arrays)."""
+    with atomic_open(path / NORMALISATION, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def read_normalisation(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path / NORMALISATION, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
 def read_summary(path: Path) -> dict:
     with open(path / "summary.json", encoding="utf-8") as f:
         return json.load(f)
@@ -125,18 +140,24 @@ def _alive(pid: int) -> bool:
 def claim(path: Path) -> None:
     """Mark the run folder as trained by this process, so that a second `train --resume` of
     the same run cannot interleave its writes with ours. A lock left by a dead process on
-    this host is taken over."""
+    this host is taken over. The lock appears complete or not at all (written aside, then
+    hard-linked into place), so a reader never mistakes a lock being written for a broken one."""
     me = {"host": socket.gethostname(), "pid": os.getpid()}
     lock = path / LOCK
+    if lock.is_dir() or lock.is_symlink():
+        raise UserError(f"{lock}: not a lock file (a {'folder' if lock.is_dir() else 'link'}); "
+                        "remove it if no training is running")
     for _ in range(2):
+        tmp = path / f".{LOCK}.{os.getpid()}.tmp"
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            tmp.write_text(json.dumps(me))
+            os.link(tmp, lock)
         except FileExistsError:
             try:
                 holder = json.loads(lock.read_text())
                 host, pid = holder["host"], int(holder["pid"])
             except (OSError, ValueError, KeyError, TypeError):
-                lock.unlink(missing_ok=True)  # unreadable: written by a process killed mid-way
+                lock.unlink(missing_ok=True)  # unreadable: left by an older, killed writer
                 continue
             if host == me["host"] and not _alive(pid):
                 lock.unlink(missing_ok=True)
@@ -144,8 +165,8 @@ def claim(path: Path) -> None:
             raise UserError(f"{path}: being trained by process {pid} on {host}; wait for it to "
                             f"finish or stop it (if that process is gone, delete {lock})"
                             ) from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        finally:
+            tmp.unlink(missing_ok=True)
         return
     raise UserError(f"{path}: could not take {lock}; delete it if no training is running")
 

@@ -39,6 +39,7 @@ class Reporter:
     def on_step(self, step: int, lr: float, loss: float) -> None: ...
     def on_eval(self, row: dict) -> None: ...
     def on_end(self, summary: dict) -> None: ...
+    def close(self) -> None: ...  # the run stopped, however it ended (may be called twice)
 
 
 @dataclass
@@ -62,6 +63,15 @@ def evaluate(model, X, y, K: int, masks: dict | None = None) -> Evaluation:
         extra[f"{name}_acc"] = float(np.mean(pred[mask] == y[mask])) if mask.any() else math.nan
     p_label = model.loss_fn.proba(scores)[np.arange(len(y)), y]
     return Evaluation(float(loss), float(np.mean(pred == y)), conf, extra, pred, p_label)
+
+
+BASIC_METRICS = ("train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc")
+
+
+def metric_columns(data) -> list[str]:
+    """The metric columns of metrics.csv for this data (as evaluate_now writes them)."""
+    return [*BASIC_METRICS,
+            *(f"val_{k.removeprefix('val_')}_acc" for k in data.masks if k.startswith("val_"))]
 
 
 def is_better(row: dict, best: dict | None) -> bool:

@@ -7,7 +7,6 @@ import csv
 import io
 
 import pytest
-from test_report import CIFAR_CONFIG, NAMES_CLASSES, NAMES_CONFIG, fabricate_run, with_changes
 from typer.testing import CliRunner
 
 import dl2424.cli
@@ -17,6 +16,8 @@ from dl2424.cli import app
 from dl2424.report import compare, read_run, runs_table
 from dl2424.report.compare import compare_table
 from dl2424.report.tables import differing_keys, flatten, run_labels
+
+from .test_report import CIFAR_CONFIG, NAMES_CLASSES, NAMES_CONFIG, fabricate_run, with_changes
 
 
 @pytest.fixture(autouse=True)

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import write_cifar_python, write_names_course
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from runcheck import RICH
 from typer.testing import CliRunner
 
 from dl2424.build import build
 from dl2424.cli import app
-from dl2424.config import apply_overrides, load_experiment, validate
+from dl2424.config import apply_overrides, compose, load_experiment, validate
 from dl2424.errors import UserError
 from dl2424.trainer import Diverged, Trainer
+
+from .fixtures import write_cifar_python, write_names_course
+from .runcheck import RICH
 
 runner = CliRunner()
 
@@ -37,7 +38,7 @@ SMALL = [  # fit the fixture data: 40 images per CIFAR batch, 4 x 30 names
      "model": {"type": "cnn", "layers": [2, "M"], "hidden": [4]},
      "optimizer": {"type": "adam", "lr": 0.001}, "train": {"batch_size": 4, "epochs": 1}},
 ]
-BASES = [yaml.safe_load(p.read_text()) for p in SHIPPED] + SMALL
+BASES = [compose(p) for p in SHIPPED] + SMALL  # with their base: files merged in
 
 # No shrinking: a failure prints the raw example at once instead of minutes later.
 settings.register_profile("fuzz", derandomize=True, deadline=None, database=None,
@@ -174,6 +175,7 @@ def assert_round_trips(exp):
     assert again == exp and again.digest() == exp.digest()
 
 
+@pytest.mark.slow
 def test_mutated_configs_validate_or_fail_cleanly(workdir, capsys):
     counts = Counter()
 
@@ -229,6 +231,7 @@ def data_dir(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @settings(settings.get_profile("fuzz"), max_examples=60)
 @given(data=mutated())
 def test_cli_sample_exits_2_without_traceback_or_run_folder(workdir, data, data_dir):
@@ -283,6 +286,7 @@ def small_mutated(draw):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to Diverged
 def test_small_valid_configs_build_and_train_or_fail_cleanly(data_dir, capsys):
     """Valid but unusual values must also fail, if at all, with a UserError: in the data

@@ -18,12 +18,13 @@ from rich.console import Console  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserError  # noqa: E402
+from .shell import Commands  # noqa: E402
 
 app = typer.Typer(
     name="dl2424",
+    cls=Commands,  # commands by use, one way of naming arguments, completion
     help="Train and study small NumPy neural networks from YAML experiment configs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 # Written to a pipe or a file, rich would assume 80 columns and cut tables short; there is
@@ -42,6 +43,11 @@ def user_errors():
         for line in str(e).splitlines():
             err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(UserError.exit_code) from None
+
+
+def notice(message: str) -> None:
+    """A one-line note on stderr (e.g. keys a --set dropped when it switched a component)."""
+    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool):
@@ -64,8 +70,10 @@ def run():  # console-script entry point
 
 # Each module below adds its commands to `app`.
 from . import (  # noqa: E402,F401
+    config_cmd,
     data_cmd,
     ensemble_cmd,
+    gradcheck_cmd,
     names_cmd,
     predict_cmd,
     report_cmd,

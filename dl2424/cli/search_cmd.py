@@ -49,7 +49,7 @@ def top_table(sw: sweeps.Sweep, n: int = 5) -> Table:
 
 
 def _make(spec: Path | None, from_: Path | None, resume: Path | None,
-          sweeps_dir: Path) -> sweeps.Sweep:
+          sweeps_dir: Path, data_dir: Path) -> sweeps.Sweep:
     if resume is not None:
         if spec is not None or from_ is not None:
             raise UserError("--resume continues the sweep as it was planned; do not give "
@@ -58,7 +58,7 @@ def _make(spec: Path | None, from_: Path | None, resume: Path | None,
     if spec is None:
         raise UserError("give a search SPEC file, or --resume SWEEP_DIR")
     coarse = sweeps.load(from_) if from_ is not None else None
-    return sweeps.create(load_spec(spec), sweeps_dir, coarse)
+    return sweeps.create(load_spec(spec), sweeps_dir, coarse, data_dir)
 
 
 @app.command()
@@ -85,7 +85,7 @@ def search(
     with user_errors():
         check_backend(workers, scheduler, cluster)
         root = resolve_data_dir(data_dir)
-        sw = _make(spec, from_, resume, sweeps_dir)
+        sw = _make(spec, from_, resume, sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{sw.path}[/]: {todo} of {len(sw.trials)} trials to run on "

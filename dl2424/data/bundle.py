@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,3 +57,5 @@ class DataBundle:
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     # Extra per-split boolean masks worth reporting, e.g. {"val_unseen": mask}.
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    # Images: how raw pixels became X (data.cifar.Normalisation), saved as normalisation.npz.
+    normalisation: Any = None

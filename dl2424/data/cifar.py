@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from ..errors import UserError
 from ..registry import DATASETS, Params
 from .bundle import DataBundle, DataInfo, Split
-from .paths import search_dirs
+from .paths import Found, search_dirs
 
 NAME = "cifar10"
 FOLDERS = {"python": "cifar-10-batches-py", "matlab": "cifar-10-batches-mat"}
@@ -56,13 +56,9 @@ class CifarParams(Params):
 
 # ---------------------------------------------------------------------------- finding files
 
-@dataclass
-class Found:
-    folder: Path
-    format: str  # "python" | "matlab"
-
-    def file(self, batch: str) -> Path:
-        return self.folder / (batch + ".mat" if self.format == "matlab" else batch)
+def batch_file(found: Found, batch: str) -> Path:
+    """The file of one batch (or batches.meta) in the python or matlab folder."""
+    return found.folder / (batch + ".mat" if found.format == "matlab" else batch)
 
 
 def _formats(fmt: str) -> list[str]:
@@ -150,7 +146,7 @@ def _as_str(x) -> str:
 
 def read_class_names(found: Found) -> list[str]:
     """The label names from batches.meta (python) or batches.meta.mat (MATLAB)."""
-    path = found.file(META)
+    path = batch_file(found, META)
     d = _read(path, found.format)
     if "label_names" not in d:
         raise UserError(f"{path}: no 'label_names' entry (keys: {sorted(map(str, d))})")
@@ -208,7 +204,7 @@ def read_splits(p: CifarParams, data_dir: Path) -> RawSplits:
     class_names = read_class_names(found)
 
     def batch(name):
-        return read_batch(found.file(name), found.format, len(class_names))
+        return read_batch(batch_file(found, name), found.format, len(class_names))
 
     if p.split == "course":
         train, val = batch(TRAIN_BATCHES[0]), batch(TRAIN_BATCHES[1])
@@ -226,6 +222,13 @@ def read_splits(p: CifarParams, data_dir: Path) -> RawSplits:
                             f"{len(train[1])} training images in {found.folder}")
         train = (train[0][:p.n_train], train[1][:p.n_train])
     return RawSplits(train, val, batch(TEST_BATCH), class_names, found)
+
+
+def read_test(p: CifarParams, data_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The raw test batch (X uint8 (n, 3072), y) and the class names, nothing else."""
+    found = _locate_or_fail(data_dir, p.format)
+    class_names = read_class_names(found)
+    return (*read_batch(batch_file(found, TEST_BATCH), found.format, len(class_names)), class_names)
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -254,31 +257,52 @@ def feature_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s1 / n, np.sqrt(var)
 
 
-def make_preprocess(how: str, X_train: np.ndarray, dtype: np.dtype):
-    """A function uint8 (n, d) -> dtype (n, d), its statistics taken from X_train only.
+@dataclass(frozen=True)
+class Normalisation:
+    """uint8 (n, d) images -> dtype (n, d) model inputs, with statistics of the training set.
 
     zscore: (x - mean) / std; scale: x / 255; center: x - mean (raw 0..255, the UvA way);
-    scale_center: x / 255 - mean / 255.
+    scale_center: x / 255 - mean / 255. Saved with every image run (normalisation.npz), so
+    that `predict --image` treats new images exactly as the training images were treated.
     """
-    mean = std = None
-    if how != "scale":
+
+    how: str
+    mean: np.ndarray | None  # (d,), on the scale `how` subtracts it at
+    std: np.ndarray | None  # (d,), zscore only
+
+    @classmethod
+    def fit(cls, how: str, X_train: np.ndarray) -> Normalisation:
+        if how == "scale":
+            return cls(how, None, None)
         mean, std = feature_stats(X_train)
         std[std == 0] = 1.0  # a constant pixel would divide by zero; it maps to 0 instead
-        if how == "scale_center":
-            mean = mean / 255
-        mean, std = mean.astype(dtype), std.astype(dtype)
+        return cls(how, mean / 255 if how == "scale_center" else mean,
+                   std if how == "zscore" else None)
 
-    def apply(X):
+    def __call__(self, X: np.ndarray, dtype: np.dtype = np.dtype(np.float64)) -> np.ndarray:
         out = X.astype(dtype)  # the one conversion; everything below is in place
-        if how in ("scale", "scale_center"):
+        if self.how in ("scale", "scale_center"):
             out /= dtype.type(255)
-        if mean is not None:
-            out -= mean
-        if how == "zscore":
-            out /= std
+        if self.mean is not None:
+            out -= self.mean.astype(dtype)
+        if self.std is not None:
+            out /= self.std.astype(dtype)
         return out
 
-    return apply
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"how": np.array(self.how)}
+        arrays |= {k: v for k, v in (("mean", self.mean), ("std", self.std)) if v is not None}
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Normalisation:
+        return cls(str(arrays["how"]), arrays.get("mean"), arrays.get("std"))
+
+
+def make_preprocess(how: str, X_train: np.ndarray, dtype: np.dtype):
+    """A function uint8 (n, d) -> dtype (n, d), its statistics taken from X_train only."""
+    norm = Normalisation.fit(how, X_train)
+    return lambda X: norm(X, dtype)
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -314,15 +338,16 @@ class Augmenter:
 
 # ---------------------------------------------------------------------------- the loader
 
-@DATASETS.register(NAME, CifarParams)
+@DATASETS.register(NAME, CifarParams, locate=locate, search_places=search_places)
 def load(p: CifarParams, data_dir: Path, dtype: np.dtype) -> DataBundle:
     """CIFAR-10 images (python or MATLAB batches) with the course's splits and preprocessing."""
     raw = read_splits(p, data_dir)
-    prep = make_preprocess(p.preprocess, raw.train[0], np.dtype(dtype))
-    train, val, test = (Split(prep(X), y) for X, y in (raw.train, raw.val, raw.test))
+    norm = Normalisation.fit(p.preprocess, raw.train[0])
+    train, val, test = (Split(norm(X, np.dtype(dtype)), y)
+                        for X, y in (raw.train, raw.val, raw.test))
     info = DataInfo(input_shape=(D,), class_names=raw.class_names,
                     meta={"image_shape": list(IMAGE_SHAPE)})
     augment = None
     if p.augment is not None and (p.augment.flip or p.augment.translate):
         augment = Augmenter(p.augment.flip, p.augment.translate)
-    return DataBundle(train, val, test, info, augment=augment)
+    return DataBundle(train, val, test, info, augment=augment, normalisation=norm)

@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt, model_validator
 from ..errors import UserError
 from ..registry import DATASETS, Params
 from .bundle import DataBundle, DataInfo, Split
+from .paths import Found
 
 NAME = "names"
 NAMES_FILE, LABELS_FILE, VAL_FILE = "ascii_names.txt", "category_labels.txt", "Validation_Inds.txt"
@@ -31,6 +32,33 @@ def normalize(name: str) -> str:
     """Strip, lowercase, and fold accents: NFD, then drop the combining marks (é -> e)."""
     decomposed = unicodedata.normalize("NFD", name.strip().lower())
     return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+# Letters that Unicode does not decompose into a base letter plus marks (NFKD leaves them
+# alone), and punctuation that plays the role of one the course alphabet has.
+TRANSLITERATION = {
+    "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "ł": "l", "đ": "d", "ð": "d", "þ": "th",
+    "ı": "i", "ħ": "h", "ŧ": "t", "ŀ": "l", "ĸ": "k", "ŋ": "ng", "ſ": "s", "ə": "e",
+    "’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'", "-": " ", "‐": " ", "–": " ",
+}
+
+
+def transliterate(name: str, alphabet: str) -> str:
+    """`name` normalised, with each character outside `alphabet` spelled in it when possible:
+    its NFKD decomposition without marks (ﬁ -> fi), else TRANSLITERATION (Ørsted -> orsted,
+    Straße -> strasse). Characters with no spelling in the alphabet are kept as they are."""
+    known = set(alphabet)
+    out = []
+    for c in normalize(name):
+        if c not in known:
+            folded = "".join(d for d in unicodedata.normalize("NFKD", c)
+                             if unicodedata.category(d) != "Mn")
+            for spelling in (folded, TRANSLITERATION.get(c, "")):
+                if spelling and set(spelling) <= known:
+                    c = spelling
+                    break
+        out.append(c)
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -66,18 +94,19 @@ class Encoder:
         """Normalise and encode names.
 
         Inputs:
-        - names: n strings (any case, accents allowed: they are folded)
+        - names: n strings (any case; accents are folded and letters outside the alphabet
+          transliterated, see `read`)
         - truncate: a name longer than n_len keeps its first or its last n_len characters
         - drop_unknown: remove characters outside the alphabet instead of raising UserError
         Returns: (n, n_len) int64 indices, right-padded with d.
         """
-        clean = [normalize(s) for s in names]
+        clean = [self.read(s) for s in names]
         unknown = set("".join(clean)) - set(self.alphabet)
         if unknown and not drop_unknown:
-            bad = [s for s in names if set(normalize(s)) & unknown]
+            bad = [s for s, c in zip(names, clean, strict=True) if set(c) & unknown]
             raise UserError(f"characters {''.join(sorted(unknown))!r} are not in the alphabet "
                             f"{self.alphabet!r} (in: {', '.join(map(repr, bad[:5]))}); remove "
-                            "them or pass drop_unknown")
+                            "them, or give --drop-unknown to leave them out")
         if unknown:
             clean = ["".join(c for c in s if c not in unknown) for s in clean]
         empty = [repr(names[i]) for i, s in enumerate(clean) if not s]
@@ -91,6 +120,10 @@ class Encoder:
         idx = np.searchsorted(alphabet, codes).astype(np.int64)
         idx[codes == 0] = self.d
         return idx
+
+    def read(self, name: str) -> str:
+        """The name as the model reads it, before truncation: normalised, transliterated."""
+        return transliterate(name, self.alphabet)
 
     def decode(self, indices: np.ndarray) -> list[str]:
         """(n, n_len) indices -> the n strings (padding dropped)."""
@@ -149,12 +182,6 @@ class NamesParams(Params):
 
 
 # ---------------------------------------------------------------------------- finding files
-
-@dataclass
-class Found:
-    folder: Path
-    format: str  # "course" | "tutorial"
-
 
 def _course_dirs(data_dir: Path) -> list[Path]:
     return [data_dir / "names", data_dir]
@@ -348,7 +375,7 @@ def read_table(p: NamesParams, data_dir: Path) -> NamesTable:
 
 # ---------------------------------------------------------------------------- the loader
 
-@DATASETS.register(NAME, NamesParams)
+@DATASETS.register(NAME, NamesParams, locate=locate, search_places=search_places)
 def load(p: NamesParams, data_dir: Path, dtype: np.dtype) -> DataBundle:
     """Surnames -> language (course A3 files or the PyTorch tutorial), as character indices."""
     t = read_table(p, data_dir)

@@ -16,6 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..nn import charconv as cc
+from ..nn import kinks
 from ..nn.layers import dropout_backward, dropout_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, make_init, make_loss
@@ -77,6 +78,7 @@ class CharCNN(Model):
                 h, conv_cache = cc.onehot_conv_forward(h, F, b, *geometry)
             else:
                 h, conv_cache = cc.conv_forward(h, F, b, *geometry)
+            kinks.note_sign("relu", h)
             np.maximum(h, 0, out=h)  # ReLU in place; its output is the backward mask
             relu_out = h
             pool_cache = None

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import kinks
+
 
 def _out_size(size, k, stride, pad):
     out = (size + 2 * pad - k) // stride + 1
@@ -232,6 +234,7 @@ def maxpool2_nhwc_forward(x, out=None, rows=None):
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
     won_row = np.empty(out.shape, dtype=bool)
     _max2_along(rows, 1, out, won_row)
+    kinks.note_choice("maxpool", won_row, won_col)
     return out, (x.shape, won_row, won_col, rows)
 
 
@@ -306,6 +309,7 @@ def maxpool_nhwc_forward(x, kernel, stride, pad=0):
     xp = pad_nhwc(x, pad, value=-np.inf)
     rows, won_col = _max_along(xp, 2, kernel, stride, Wo)  # (n, Hp, Wo, C)
     out, won_row = _max_along(rows, 1, kernel, stride, Ho)  # (n, Ho, Wo, C)
+    kinks.note_choice("maxpool", won_row, won_col)
     return out, ("separable", (x.shape, won_row, won_col, stride, pad))
 
 

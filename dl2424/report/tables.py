@@ -288,10 +288,14 @@ def gradcheck_table(run: Run, label: str = "") -> Table | None:
     checks = run.extra("gradcheck.json")
     if not checks:
         return None
+    # `gradcheck --save` writes a list of reports, each with rows; older files, the rows.
+    reports = checks if isinstance(checks[0], dict) and "rows" in checks[0] else [{"rows": checks}]
     t = Table("analytic against numerical gradients, per parameter"
               + (f" — {label}" if label else ""),
-              ["param", "shape", "checked", "max_abs", "max_rel", "passed"])
-    for c in checks:
-        t.rows.append([c.get("param"), "×".join(map(str, c.get("shape", []))), c.get("checked"),
-                       c.get("max_abs"), c.get("max_rel"), c.get("passed")])
+              ["param", "shape", "checked", "over", "max_abs", "mean_abs", "max_rel", "passed"])
+    for rep in reports:
+        for c in rep.get("rows", []):
+            t.rows.append([c.get("param"), "×".join(map(str, c.get("shape", []))),
+                           c.get("checked"), c.get("over"), c.get("max_abs"),
+                           c.get("mean_abs"), c.get("max_rel"), c.get("passed")])
     return t

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..config import format_errors, read_yaml
+from ..config import format_errors, read_config, read_yaml
 from ..errors import UserError
 from ..registry import Params
 
@@ -225,7 +225,7 @@ def load_spec(path: Path) -> Search:
     path = Path(path)
     spec = validate_spec(read_yaml(path), str(path))
     if isinstance(spec.base, str):
-        base = read_yaml(path.parent / spec.base)
+        base = read_config(path.parent / spec.base)  # with its own base: chain
     else:
         base = spec.base
     if spec.name is None:

@@ -34,6 +34,7 @@ from .. import __version__, rundir
 from ..atomic import write_json, write_text
 from ..config import apply_overrides, validate
 from ..errors import UserError
+from ..trainer import BASIC_METRICS
 from .execute import TrialTask
 from .sample import centre_spaces, plan_trials
 from .spec import Search, from_resolved
@@ -156,12 +157,33 @@ def check_trials(sweep: Sweep) -> None:
                         f"keys and ranges against the base config\n{bad[0]}{more}")
 
 
-def create(search: Search, sweeps_dir: Path, coarse: Sweep | None = None) -> Sweep:
-    """Plan and check every trial, then make the sweep folder with all trials pending."""
+def check_metric(sweep: Sweep, data_dir: Path) -> None:
+    """A metric beyond the columns every run has (val_unseen_acc, ...) must be one the
+    dataset gives; the dataset is read here to know, before any trial trains."""
+    m = sweep.spec.metric
+    if m in BASIC_METRICS:
+        return
+    from ..data import load_dataset
+    from ..trainer import metric_columns
+
+    exp = validate(apply_overrides(copy.deepcopy(sweep.search.base),
+                                   sweep.overrides(sweep.trials[0])), sweep.search.source)
+    columns = metric_columns(load_dataset(exp.data, data_dir, exp.dtype))
+    if m not in columns:
+        raise UserError(f"{sweep.search.source}: metric: {m!r} is not a column of this "
+                        f"dataset's metrics.csv; use one of {', '.join(columns)}")
+
+
+def create(search: Search, sweeps_dir: Path, coarse: Sweep | None = None,
+           data_dir: Path | None = None) -> Sweep:
+    """Plan and check every trial (and the metric, given the data), then make the sweep
+    folder with all trials pending."""
     centres, refined_from = _refinement(search, coarse)
     trials = [Trial(i, v) for i, v in enumerate(plan_trials(search.spec, centres))]
     sweep = Sweep(Path(), search, trials, refined_from)
     check_trials(sweep)
+    if data_dir is not None:
+        check_metric(sweep, data_dir)
     sweep.path = rundir.create(Path(sweeps_dir), search.spec.name)
     doc = {"spec": search.resolved(), "source": search.source, "dl2424": __version__,
            "refined_from": refined_from,
