@@ -27,9 +27,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import matmul_peak_gflops, seconds_per_call, torch_or_none  # noqa: E402
-
 import numpy as np  # noqa: E402
+from common import matmul_peak_gflops, seconds_per_call, torch_or_none  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
