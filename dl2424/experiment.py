@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, rundir
+from . import __version__, checkpoint, rundir, tblog
 from .build import Setup, build, build_model
 from .config import Experiment, load_experiment
 from .errors import UserError
 from .hooks import Reporter, Reporters
 from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
-from .trainer import Diverged, Interrupted, StopFlag, Trainer, evaluate
+from .trainer import Diverged, Interrupted, StopFlag, Trainer, evaluate, trainer_for
 
 
 def versions() -> dict:
@@ -69,9 +69,26 @@ def test_metrics(setup: Setup, run: Path, best: dict | None) -> dict:
 
 
 def recording(setup: Setup, run: Path, reporter: Reporter | None = None) -> Reporters:
-    """The trainer's reporter: the run folder's recorder, then the caller's."""
+    """The trainer's reporter: the run folder's recorder, then the caller's (and the
+    TensorBoard writer when tensorboard is installed)."""
     keep = setup.exp.train.keep_confusions
-    return Reporters(rundir.Recorder(run, setup.data.info.class_names, keep), reporter)
+    return Reporters(rundir.Recorder(run, setup.data.info.class_names, keep),
+                     tblog.attach(reporter, run))
+
+
+def _trainer(setup, run: Path, reporter: Reporter | None, stop: StopFlag | None):
+    """The setup's trainer on this run folder. Text models' TextTrainer (seqtrain.py) still
+    writes its run folder itself; every other model trains with Trainer and rundir.Recorder."""
+    cls = trainer_for(setup)
+    if cls is Trainer:
+        return Trainer(setup, recording(setup, run, reporter), stop)
+    return cls(setup, run, tblog.attach(reporter, run), stop)
+
+
+def _test_metrics(setup, run: Path, trainer) -> dict:
+    if isinstance(trainer, Trainer):
+        return test_metrics(setup, run, trainer.best)
+    return trainer.test_metrics()
 
 
 def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = None) -> dict:
@@ -104,10 +121,11 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
         raise
     else:
         rundir.write_class_counts(run, trainer.class_counts())
-        summary = finish("completed", test=test_metrics(setup, run, trainer.best))
+        summary = finish("completed", test=_test_metrics(setup, run, trainer))
+        trainer.reporter.on_end(summary)
     finally:
+        trainer.reporter.close()
         rundir.release(run)
-    trainer.reporter.on_end(summary)
     return summary
 
 
@@ -144,7 +162,7 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
         rundir.write_config(run, exp.dump(), overrides)
         rundir.write_info(run, setup.data.info)
         save_normalisation(setup, run)
-        trainer = Trainer(setup, recording(setup, run, reporter), stop)
+        trainer = _trainer(setup, run, reporter, stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -201,9 +219,12 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = Trainer(setup, recording(setup, run, reporter), stop)
-    trainer.resume_from(ckpt, _metrics_before(run), str(run / rundir.CHECKPOINT))
-    rundir.trim(run, trainer.step, trainer.rows)
+    trainer = _trainer(setup, run, reporter, stop)
+    if isinstance(trainer, Trainer):
+        trainer.resume_from(ckpt, _metrics_before(run), str(run / rundir.CHECKPOINT))
+        rundir.trim(run, trainer.step, trainer.rows)
+    else:
+        trainer.resume_from(ckpt)
     return setup, trainer, previous
 
 

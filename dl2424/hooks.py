@@ -14,6 +14,7 @@ class Reporter:
         """Parameters to keep: kind is "last" (to resume from), "best" (by validation
         accuracy) or "cycle<k>" (end of cycle k, train.snapshots)."""
     def on_end(self, summary: dict) -> None: ...
+    def close(self) -> None: ...  # the run stopped, however it ended (may be called twice)
 
 
 class Reporters(Reporter):
@@ -32,3 +33,4 @@ class Reporters(Reporter):
     def on_eval(self, *args): self._each("on_eval", *args)
     def on_checkpoint(self, *args): self._each("on_checkpoint", *args)
     def on_end(self, *args): self._each("on_end", *args)
+    def close(self): self._each("close")

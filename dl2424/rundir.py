@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -102,7 +103,7 @@ def write_rows(file: Path, rows: list[dict]) -> None:
     write_text(file, buf.getvalue())
 
 
-def read_metrics(file: Path) -> tuple[list[dict], bool]:
+def read_metrics(file: Path, required=REQUIRED_COLUMNS) -> tuple[list[dict], bool]:
     """Complete rows of metrics.csv (step as int, the rest float) and whether a partial
     last line was dropped. A row is complete when its line ends in a newline and it has
     every column: the trainer writes the file atomically, other writers might not."""
@@ -120,7 +121,7 @@ def read_metrics(file: Path) -> tuple[list[dict], bool]:
         except ValueError:
             raise UserError(f"{file}: line {lineno} holds a value that is not a number; the "
                             "file is corrupt (delete the bad line or retrain)") from None
-    missing = [c for c in REQUIRED_COLUMNS if reader.fieldnames and c not in reader.fieldnames]
+    missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
     if missing:
         raise UserError(f"{file}: missing column(s) {', '.join(missing)}; not a dl2424 "
                         "metrics file")
@@ -128,8 +129,8 @@ def read_metrics(file: Path) -> tuple[list[dict], bool]:
 
 
 def read_rows(file: Path) -> list[dict]:
-    """The complete rows of a metrics CSV (see read_metrics)."""
-    return read_metrics(file)[0]
+    """The complete rows of a metrics CSV of any columns (see read_metrics)."""
+    return read_metrics(file, required=("step",))[0]
 
 
 def write_confusion(file: Path, matrix: np.ndarray, class_names: list[str]) -> None:
@@ -350,3 +351,24 @@ def is_stale(summary: dict) -> bool:
     pid = summary.get("pid")
     return (summary.get("status") == "running" and isinstance(pid, int)
             and summary.get("host") == socket.gethostname() and not _alive(pid))
+
+
+def check_removable(paths: list[Path]) -> None:
+    """Refuse (before deleting anything) a run being trained or a trial of a sweep."""
+    for path in paths:
+        lock = path / LOCK
+        try:
+            holder = json.loads(lock.read_text()) if lock.exists() else None
+        except (OSError, ValueError):
+            holder = None
+        if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
+                and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
+            raise UserError(f"{path}: being trained by process {holder['pid']}; stop it first")
+        if path.parent.name == "runs" and (path.parent.parent / "sweep.yaml").is_file():
+            raise UserError(f"{path}: a trial of the sweep {path.parent.parent}, listed in its "
+                            "trials.csv; delete the whole sweep folder instead")
+
+
+def remove(path: Path) -> None:
+    """Delete a run folder (after check_removable)."""
+    shutil.rmtree(path)

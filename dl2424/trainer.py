@@ -283,3 +283,9 @@ class Trainer:
             for k, v in arrays.items():
                 if not np.isfinite(v).all():
                     raise Diverged(f"step {self.step}: {what} {k} contains NaN or inf")
+
+
+def trainer_for(setup):
+    """The trainer class of a setup: Trainer, or the one the setup names (text models:
+    seqtrain.TextTrainer)."""
+    return getattr(setup, "trainer", Trainer)

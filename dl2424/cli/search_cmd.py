@@ -42,7 +42,8 @@ def top_table(sw: sweeps.Sweep, n: int = 5) -> Table:
         t.add_column(col, justify="left" if col == "run" else "right")
     for rank, tr in enumerate(sw.ranked()[:n], 1):
         t.add_row(str(rank), str(tr.id), *(_value(tr.values[k]) for k in spec.space),
-                  _score(tr.best), _score(tr.final), f"{tr.wall_s or 0:.1f}", tr.run)
+                  _score(tr.best), _score(tr.final), f"{tr.wall_s or 0:.1f}",
+                  str(sw.path / tr.run) if tr.run else "")  # a path that exists from here
     return t
 
 
