@@ -14,7 +14,14 @@ from pathlib import Path
 from ..atomic import write_text
 from ..errors import UserError
 from .load import Run, is_run, read_run
-from .tables import Table, differing_keys, flatten, leaf_text, metric_columns, test_metrics
+from .tables import (
+    Table,
+    config_cell,
+    differing_keys,
+    flatten,
+    metric_columns,
+    test_metrics,
+)
 
 ASCENDING = ("loss", "cost", "wall_time_s")  # smaller is better; everything else: larger
 TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all of them
@@ -103,7 +110,7 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     for run, f in zip(runs, flat, strict=True):
         row = _at_row(run, at)
         t.rows.append([run.name if unique else run.id, run.status,
-                       *(leaf_text(f.get(k, "—")) for k in keys),
+                       *(config_cell(f, k) for k in keys),
                        row.get("step"), row.get("epoch"), *(row.get(m) for m in metrics),
                        *(test_metrics(run, at) if test else ()),
                        run.summary.get("wall_time_s"), str(run.path)])

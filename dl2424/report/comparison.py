@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from .. import rundir
 from .figures import COLORS, SPLIT_COLOR, SPLIT_NAME, Plot, _save
 from .load import Run
-from .tables import differing_keys, flatten, leaf_text
+from .tables import MISSING, config_cell, differing_keys, flatten
 
 IGNORED = ("seed", "name")  # keys that never make two runs different settings
 MAX_PANELS = 4  # loss panels side by side
@@ -31,7 +31,7 @@ def groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
         short = {k: k for k in keys}
     out: dict[str, list[Run]] = {}
     for run, f in zip(runs, flat, strict=True):
-        label = ", ".join(f"{short[k]}={leaf_text(f.get(k, '—'))}" for k in keys) or run.name
+        label = ", ".join(f"{short[k]}={config_cell(f, k) or MISSING}" for k in keys) or run.name
         out.setdefault(label, []).append(run)
     return list(out.items())
 

@@ -72,19 +72,18 @@ def _legend(fig: Figure, ax, runs: list[Run], labels: list[str], extra=()) -> No
 
 def _split_lines(ax, runs: list[Run], metric: str, scale: float = 1.0) -> None:
     for i, run in enumerate(runs):
-        steps = [r["step"] for r in run.rows]
+        m = run.metrics
         for split in ("train", "val"):
-            y = [scale * r[f"{split}_{metric}"] for r in run.rows]
             color = SPLIT_COLOR[split] if len(runs) == 1 else _color(i)
-            ax.plot(steps, y, color=color, ls=SPLIT_STYLE[split], label=SPLIT_NAME[split],
-                    **_markers(run))
+            ax.plot(m["step"], scale * m[f"{split}_{metric}"], color=color,
+                    ls=SPLIT_STYLE[split], label=SPLIT_NAME[split], **_markers(run))
 
 
 def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> None:
     """Keep a diverging run (loss 1e28 at the end) from flattening every other curve:
     cap the y axis at `factor` times the largest first-evaluation value."""
-    first = [run.rows[0][k] for run in runs for k in keys if math.isfinite(run.rows[0][k])]
-    values = [r[k] for run in runs for r in run.rows for k in keys]
+    first = [v for run in runs for v in run.metrics[keys].iloc[0] if math.isfinite(v)]
+    values = [v for run in runs for v in run.metrics[keys].to_numpy().ravel()]
     if not first:
         return
     cap = factor * max(first)
@@ -96,8 +95,9 @@ def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> 
 
 
 def _has_l2(runs: list[Run]) -> bool:
-    return any(abs(r["train_cost"] - r["train_loss"]) > 1e-12 for run in runs for r in run.rows
-               if "train_cost" in r)
+    return any("train_cost" in run.metrics
+               and (run.metrics["train_cost"] - run.metrics["train_loss"]).abs().max() > 1e-12
+               for run in runs)
 
 
 def loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
@@ -125,14 +125,12 @@ def accuracy_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
     _split_lines(ax, runs, "acc", scale=100)
     extra_handles, extra_keys = [], []
     for i, run in enumerate(runs):
-        steps = [r["step"] for r in run.rows]
-        for k in [k for k in run.rows[0] if k.startswith("val_") and k.endswith("_acc")
-                  and k != "val_acc"]:
+        m = run.metrics
+        for k in [k for k in m if k.startswith("val_") and k.endswith("_acc") and k != "val_acc"]:
             if k not in extra_keys:
                 extra_keys.append(k)
             color = COLORS[2] if len(runs) == 1 else _color(i)
-            ax.plot(steps, [100 * r[k] for r in run.rows], color=color, ls=":",
-                    label=k.replace("_", " "))
+            ax.plot(m["step"], 100 * m[k], color=color, ls=":", label=k.replace("_", " "))
         test = (run.summary.get("test") or {}).get("acc")
         if test is not None:
             color = COLORS[3] if len(runs) == 1 else _color(i)
@@ -202,7 +200,7 @@ def lr_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
         if curve is not None:
             ax.plot(*curve, color=color, label="η(t), from the config")
             values.extend(curve[1])
-        steps, logged = [r["step"] for r in run.rows], [r["lr"] for r in run.rows]
+        steps, logged = run.metrics["step"], list(run.metrics["lr"])
         ax.plot(steps, logged, "o", color=color, markersize=3, label="at evaluations (logged)",
                 ls="" if curve is not None else "-")
         values.extend(logged)
@@ -234,12 +232,12 @@ def lr_range_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | Non
     fig = Figure(figsize=CURVE_SIZE, layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for i, (run, label, info) in enumerate(tests):
-        lr = [r["lr"] for r in run.rows]
+        m = run.metrics
         for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
             for split in ("train", "val"):
                 color = SPLIT_COLOR[split] if len(tests) == 1 else _color(i)
                 name = SPLIT_NAME[split] if len(tests) == 1 else f"{label}: {SPLIT_NAME[split]}"
-                ax.plot(lr, [scale * r[f"{split}_{metric}"] for r in run.rows], color=color,
+                ax.plot(m["lr"], scale * m[f"{split}_{metric}"], color=color,
                         ls=SPLIT_STYLE[split], label=name, **_markers(run))
             for key, ls in (("eta_min", ":"), ("eta_max", "-.")):
                 v = _suggested(info, key)

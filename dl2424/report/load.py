@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from .. import checkpoint, rundir
@@ -56,6 +57,11 @@ class Run:
     @property
     def model(self) -> str:
         return _type_of(self.config.get("model")) or self.summary.get("model") or "?"
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """The complete rows of metrics.csv as a table, a column per metric."""
+        return pd.DataFrame(self.rows)
 
     @property
     def final(self) -> dict | None:
