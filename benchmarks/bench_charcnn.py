@@ -30,6 +30,7 @@ from rich.table import Table  # noqa: E402
 from dl2424.data.bundle import DataInfo  # noqa: E402
 from dl2424.models.charcnn import CharCNNParams, charcnn  # noqa: E402
 from dl2424.nn import charconv as cc  # noqa: E402
+from dl2424.nn import charconv_ref as ref  # noqa: E402
 
 N_LEN, D, K, BATCH, N_DATA = 19, 28, 18, 100, 5000
 ETA, RHO = 0.001, 0.9
@@ -87,9 +88,9 @@ def straightforward_step(net, dtype, idx, y, rng):
 
     def step():
         b = rng.integers(0, N_DATA, BATCH)
-        P, cache = cc.reference_forward(X_all[:, b], [params["F1"], params["F2"]],
+        P, cache = ref.reference_forward(X_all[:, b], [params["F1"], params["F2"]],
                                         params["W"], specs)
-        grads = cc.reference_backward(Y_all[:, b], P, cache)
+        grads = ref.reference_backward(Y_all[:, b], P, cache)
         momentum_update(params, grads, velocity)
 
     return step

@@ -16,6 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..nn import charconv as cc
+from ..nn import charconv_ref as ref
 from ..nn.blocks import Block, dense_backward, dense_forward
 from ..nn.layers import relu_backward, relu_forward
 from ..registry import MODELS, Params
@@ -112,12 +113,12 @@ class CharCNN(Model):
 
     def to_handout(self, arrays: dict) -> dict:
         """Params or grads in the hand-out's layout: F_l (n_{l-1}, k_l, n_l), W (K, ...)."""
-        return {k: cc.filters_to_handout(v) if k[0] == "F" else v.T if k == "W" else v
+        return {k: ref.filters_to_handout(v) if k[0] == "F" else v.T if k == "W" else v
                 for k, v in arrays.items()}
 
     def from_handout(self, arrays: dict) -> dict:
         """Inverse of to_handout (contiguous arrays in this model's layout)."""
-        return {k: cc.filters_from_handout(v) if k[0] == "F"
+        return {k: ref.filters_from_handout(v) if k[0] == "F"
                 else np.ascontiguousarray(v.T) if k == "W" else v.copy()
                 for k, v in arrays.items()}
 
