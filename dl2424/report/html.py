@@ -66,7 +66,9 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
 
     results = Section("Results", [metrics_table(runs, labels), timing_table(runs, labels)])
     curves = Section("Training curves", figs("loss.png", "accuracy.png", "lr.png",
-                                             "lr_range.png"))
+                                             "lr_range.png", "uva_curves.png"))
+    curves.items += [n for n in figure_notes if "learning-rate figure" in n]
+    figure_notes = [n for n in figure_notes if "learning-rate figure" not in n]
     classes = Section("Classes", figs("confusion_val.png", "confusion_test.png",
                                       "confusion_strip.png", "per_class.png"))
     classes.items += per_class_tables(runs, labels)
