@@ -21,6 +21,7 @@ from .tables import (
     Table,
     config_table,
     gradcheck_table,
+    header_text,
     metrics_table,
     per_class_tables,
     run_labels,
@@ -174,7 +175,7 @@ def _anchor(title: str) -> str:
 
 def table_html(t: Table) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
+    head = "".join(f"<th>{esc(header_text(c))}</th>" for c in t.columns)
     body = []
     for raw, text in zip(t.rows, t.text_rows(), strict=True):
         cells = []
