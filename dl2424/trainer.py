@@ -39,6 +39,7 @@ class Reporter:
     def on_step(self, step: int, lr: float, loss: float) -> None: ...
     def on_eval(self, row: dict) -> None: ...
     def on_end(self, summary: dict) -> None: ...
+    def close(self) -> None: ...  # the run stopped, however it ended (may be called twice)
 
 
 @dataclass
@@ -323,3 +324,9 @@ class Trainer:
                 model.state.update(saved_state)
         return out
 
+
+
+def trainer_for(setup):
+    """The trainer class of a setup: Trainer, or the one the setup names (text models:
+    seqtrain.TextTrainer)."""
+    return getattr(setup, "trainer", Trainer)

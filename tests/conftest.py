@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 # One BLAS thread, as `dl2424` sets before NumPy loads (dl2424/cli/__init__.py): in-process
@@ -12,9 +11,8 @@ import matplotlib  # noqa: E402
 import pytest  # noqa: E402
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).parent))  # tests import gradutil / fixtures directly
 
-from fixtures import write_cifar_python, write_names_course  # noqa: E402
+from .fixtures import write_cifar_python, write_names_course  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 from dl2424.gradcheck import Options, check_model, numerical_grad, step_for
 from dl2424.gradcheck.point import degenerate, jitter_point
 from dl2424.nn import kinks, layers
+
+from .gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 
 def test_numerical_grad_full_and_sampled():

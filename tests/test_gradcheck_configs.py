@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures import real_data_dir
+from .fixtures import real_data_dir
 from typer.testing import CliRunner
 
 from dl2424.cli import app

@@ -6,7 +6,7 @@ injected by patching the product's functions, each caught with default options.
 
 import numpy as np
 import pytest
-from gradcheck_models import CHARCNN, CNN, make_problem
+from .gradcheck_models import CHARCNN, CNN, make_problem
 
 from dl2424.gradcheck import Options, check_model
 from dl2424.models import base
@@ -87,31 +87,19 @@ MUTATIONS = {
         "charcnn", CHARCNN, 3, charconv, "maxpool_backward",
         lambda f: lambda dout, cache: f(dout, (np.zeros_like(cache[0]), *cache[1:]))),
     "2-D conv filter gradient flipped (convolution, not correlation)": (
-        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_backward",
+        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
         lambda f: _wrap(f, lambda r, *_: (r[0], r[1][:, :, ::-1, ::-1], r[2]))),
-    "2-D conv col2im offset off by one row": (
-        "cnn", CNN, 4, conv2d, "col2im",
-        lambda f: _wrap(f, lambda r, *_: np.roll(r, 1, axis=2))),
+    "2-D conv input gradient off by one row": (
+        "cnn", CNN, 4, conv2d, "conv2d_nhwc_backward",
+        lambda f: _wrap(f, lambda r, *_: (None if r[0] is None else np.roll(r[0], 1, axis=1),
+                                          r[1], r[2]))),
+    "2-D conv bias gradient of the first example only": (
+        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
+        lambda f: _wrap(f, lambda r, dout, *_: (r[0], r[1], dout[0].sum(axis=(0, 1))))),
     "2-D max-pool gradient to the neighbouring column": (
-        "cnn", PLAIN_CNN, 2, conv2d, "maxpool_backward",
-        lambda f: _wrap(f, lambda r, *_: np.roll(r, 1, axis=3))),
-    "spatial BN backward: N = batch size, not positions": (
-        "cnn", CNN, 4, batchnorm, "batchnorm_backward",
-        lambda f: lambda dout, cache: _bn_per_example_count(f, dout, cache)),
+        "cnn", PLAIN_CNN, 2, conv2d, "maxpool_nhwc_backward",
+        lambda f: _wrap(f, lambda r, *_: np.roll(r, 1, axis=2))),
 }
-
-
-def _bn_per_example_count(real, dout, cache):
-    """The closed form with N = n (examples) instead of n*H*W (positions per channel)."""
-    xhat, gamma, inv_std, train = cache
-    if dout.ndim == 2:
-        return real(dout, cache)
-    axes, shape = (0, 2, 3), (1, -1, 1, 1)
-    dgamma, dbeta = (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
-    N = dout.shape[0]
-    dx = (gamma * inv_std).reshape(shape) * (
-        dout - (dbeta / N).reshape(shape) - xhat * (dgamma / N).reshape(shape))
-    return dx, dgamma, dbeta
 
 
 def run_mutation(name, monkeypatch):

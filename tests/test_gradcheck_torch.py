@@ -2,10 +2,11 @@
 torch twin to <= 1e-10, in training mode (dropout masks fixed) and evaluation mode."""
 
 import pytest
-from gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 from dl2424.gradcheck import Options
 from dl2424.gradcheck.torch_ref import TWINS, _load_twins, check_against_torch
+
+from .gradcheck_models import CHARCNN, CNN, MLP_BN, make_problem
 
 pytest.importorskip("torch")
 
@@ -21,6 +22,10 @@ CASES = {
     "cnn no bn, leaky, 2x2 pool": ("cnn", {"layers": [3, "M", 4], "activation": "leaky_relu",
                                           "pool": {"kernel": 2, "stride": 2, "padding": 0}},
                                    {"side": 6}),
+    "patchnet f=4, no bias": ("patchnet", {"f": 4, "nf": 3, "nh": 5, "l2": 0.01}, {}),
+    "patchnet f=2, conv bias, soft targets": ("patchnet", {"f": 2, "nf": 2, "nh": 4,
+                                                           "bias": True, "l2": 0.003},
+                                              {"soft": True}),
 }
 
 

@@ -2,21 +2,22 @@
 differences (check.py; the hand-outs' ComputeGradsNumSlow/ComputeGradsNum, made robust to
 steps, scales and kinks) or against PyTorch autograd (torch_ref.py), per parameter.
 
-`gradcheck(exp, data, ...)` is what `dl2424 gradcheck` runs; `numerical_grad` is the plain
-finite-difference gradient that tests use.
+`gradcheck(exp, data, ...)` is what `dl2424 gradcheck` runs; `numerical_grad` and
+`max_rel_error` are the plain finite difference and comparison the layer tests use.
 """
 
 from __future__ import annotations
 
 from ..config import Experiment
 from ..data.bundle import DataBundle
-from .check import Options, Progress, check_model, rel_error
+from .check import Options, Progress, check_model, max_rel_error, rel_error
 from .numeric import numerical_grad, step_for
 from .problem import Problem, problem_from_experiment
 from .result import GradReport, ParamCheck
 
 __all__ = ["GradReport", "Options", "ParamCheck", "Problem", "check_model", "gradcheck",
-           "numerical_grad", "problem_from_experiment", "rel_error", "step_for"]
+           "max_rel_error", "numerical_grad", "problem_from_experiment", "rel_error",
+           "step_for"]
 
 
 def gradcheck(exp: Experiment, data: DataBundle, *, n: int | None = None, dims: int | None = 20,

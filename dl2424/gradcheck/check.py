@@ -47,6 +47,15 @@ def rel_error(a, n, eps):
     return np.abs(a - n) / np.maximum(eps, np.abs(a) + np.abs(n))
 
 
+def max_rel_error(a, n, eps=1e-12, atol=0.0) -> float:
+    """The largest rel_error over the entries whose absolute difference exceeds `atol`
+    (0: all entries): with atol at the noise floor of the differences, entries whose true
+    gradient is exactly zero (noise / noise = 1) do not count. What layer tests assert."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    mask = np.abs(a - n) > atol
+    return float(rel_error(a[mask], n[mask], eps).max(initial=0.0))
+
+
 def entries_per_param(params: dict, max_entries: int | None) -> int | None:
     """The sample size for each parameter: None means every entry. By default the budget
     is shared among the parameters (at least 2 each), and a model of more than BIG_MODEL
