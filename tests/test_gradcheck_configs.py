@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from .fixtures import real_data_dir
 from typer.testing import CliRunner
 
 from dl2424.cli import app
+
+from .fixtures import real_data_dir
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 runner = CliRunner()

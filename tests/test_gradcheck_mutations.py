@@ -6,11 +6,12 @@ injected by patching the product's functions, each caught with default options.
 
 import numpy as np
 import pytest
-from .gradcheck_models import CHARCNN, CNN, make_problem
 
 from dl2424.gradcheck import Options, check_model
 from dl2424.models import base
 from dl2424.nn import batchnorm, charconv, conv2d, layers, losses
+
+from .gradcheck_models import CHARCNN, CNN, make_problem
 
 SQUARE_MLP = {"hidden": [6, 6], "l2": 0.05, "init": "xavier"}  # n = 6 = width: square shapes
 BN_MLP = {"hidden": [6, 5], "batchnorm": True, "l2": 0.01, "init": "xavier"}
