@@ -44,6 +44,22 @@ def _without_l2(model, X, target, weights=None, train=True, rng=None, with_penal
     return loss, pen, grads
 
 
+def _half_l2(model, X, target, weights=None, train=True, rng=None, with_penalty=True,
+             _real=base.Model.loss):
+    loss, pen, grads = _real(model, X, target, weights, train, rng, with_penalty)
+    for k in model.decay:
+        grads[k] = grads[k] - model.l2 * model.params[k]  # lambda W where 2 lambda W is due
+    return loss, pen, grads
+
+
+def _bn_without_eps(real):
+    def wrong(dout, cache):
+        xhat, gamma, inv_std, train = cache
+        inv_no_eps = inv_std / np.sqrt(1 - 1e-5 * inv_std**2)  # 1/sqrt(var), eps = 1e-5 lost
+        return real(dout, (xhat, gamma, inv_no_eps, train))
+    return wrong
+
+
 def _svm_counts_target_as_active(s, target, w=None, _real=losses.multiclass_svm):
     loss, ds = _real(s, target, w)
     rows = np.arange(s.shape[0])
@@ -65,6 +81,10 @@ MUTATIONS = {
         lambda f: _wrap(f, lambda r, dout, cache: (r[0], dout.sum(axis=1)))),
     "L2 term dropped from the gradient": (
         "mlp", SQUARE_MLP, 6, base.Model, "loss", lambda f: _without_l2),
+    "L2 gradient lambda W instead of 2 lambda W (lambda 1e-3)": (
+        "mlp", {**SQUARE_MLP, "l2": 1e-3}, 6, base.Model, "loss", lambda f: _half_l2),
+    "BN backward without eps (1/sqrt(var))": (
+        "mlp", BN_MLP, 4, batchnorm, "batchnorm_backward", _bn_without_eps),
     "BN backward without the mean term": (
         "mlp", BN_MLP, 4, batchnorm, "batchnorm_backward", lambda f: _bn_without_mean_term),
     "BN dgamma without xhat": (
