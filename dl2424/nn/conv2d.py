@@ -119,14 +119,15 @@ def flipped_filter_matrix(W):
     return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, C)
 
 
-def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None):
+def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
+                        W_rows=None):
     """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
     Inputs:
     - x: (n, H, W, C) input
     - W: (F, C, kh, kw) filters; b: (F,) biases, or None
     - xp, cols, out: optional buffers for the padded input (zero border), the im2col
-      matrix and the (n, Ho, Wo, F) output
+      matrix and the (n, Ho, Wo, F) output; W_rows: filter_rows(W) if already made
     Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
     n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
@@ -135,7 +136,8 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None):
     cols = im2col_nhwc(xp, kh, kw, stride, cols)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
-    np.matmul(cols.reshape(n * Ho * Wo, -1), filter_rows(W).T, out=out.reshape(-1, F))
+    W_rows = filter_rows(W) if W_rows is None else W_rows
+    np.matmul(cols.reshape(n * Ho * Wo, -1), W_rows.T, out=out.reshape(-1, F))
     if b is not None:
         out += b
     return out, (x.shape, cols, W, b is not None, stride, pad)
@@ -145,34 +147,48 @@ def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, scratch=None):
     """Gradients of conv2d_nhwc_forward.
 
     Inputs:
-    - dout: (n, Ho, Wo, F) upstream gradient, C-contiguous
+    - dout: (n, Ho, Wo, F) upstream gradient
     - input_grad: False skips dx (the first layer, whose input is data) and returns None
-    - dx: optional (n, H, W, C) buffer for dx; scratch: optional dict of work buffers
-      ("dpad", "dcols") reused across calls
+    - dx, scratch: see conv2d_nhwc_input_grad
     Returns (dx, dW, db); db is None when the forward pass had no bias.
     """
     shape, cols, W, has_bias, stride, pad = cache
-    n, Ho, Wo, F = dout.shape
-    d2 = dout.reshape(-1, F)
-    dW = filter_gradient(d2.T @ cols.reshape(d2.shape[0], -1), W.shape)
+    d2 = dout.reshape(-1, W.shape[0])
+    dW = filter_gradient(filter_rows_grad(d2, cols), W.shape)
     db = d2.sum(axis=0) if has_bias else None
     if not input_grad:
         return None, dW, db
-    if dx is None:
-        dx = np.empty(shape, dtype=dout.dtype)
+    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, scratch), dW, db
+
+
+def filter_rows_grad(dout_rows, cols):
+    """The gradient of filter_rows(W), (F, kh kw C), from dout as an (n Ho Wo, F) matrix."""
+    return dout_rows.T @ cols.reshape(dout_rows.shape[0], -1)
+
+
+def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None, W_flip=None):
+    """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
+
+    At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
+    (W_flip: flipped_filter_matrix(W) if already made); else col2im of dout times the
+    filters. dx: optional output buffer; scratch: optional dict whose "dpad" and "dcols"
+    work arrays are reused across calls.
+    """
+    n, Ho, Wo, F = dout.shape
     kh, kw = W.shape[2:]
-    if stride == 1 and pad <= min(kh, kw) - 1:
-        tpad = (kh - 1 - pad, kw - 1 - pad)
-        dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tpad[0], Wo + 2 * tpad[1], F), dout.dtype)
-        dp[:, tpad[0] : tpad[0] + Ho, tpad[1] : tpad[1] + Wo] = dout
-        dc = im2col_nhwc(dp, kh, kw, 1, work_buffer(scratch, "dcols", (*shape[:3], kh, kw, F),
-                                                 dout.dtype, zero=False))
-        np.matmul(dc.reshape(dx.shape[0] * shape[1] * shape[2], -1), flipped_filter_matrix(W),
-                  out=dx.reshape(-1, shape[3]))
-    else:
-        dcols = (d2 @ filter_rows(W)).reshape(n, Ho, Wo, kh, kw, shape[3])
-        col2im_nhwc(dcols, stride, pad, dx)
-    return dx, dW, db
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+    if stride != 1 or pad > min(kh, kw) - 1:
+        dcols = dout.reshape(-1, F) @ filter_rows(W)
+        return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
+    tp, tq = kh - 1 - pad, kw - 1 - pad
+    dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tp, Wo + 2 * tq, F), dout.dtype)
+    dp[:, tp : tp + Ho, tq : tq + Wo] = dout
+    dc = im2col_nhwc(dp, kh, kw, 1,
+                     work_buffer(scratch, "dcols", (*x_shape[:3], kh, kw, F), dout.dtype, False))
+    W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
+    np.matmul(dc.reshape(-1, W_flip.shape[0]), W_flip, out=dx.reshape(-1, x_shape[3]))
+    return dx
 
 
 def work_buffer(scratch, name, shape, dtype, zero=True):
