@@ -208,10 +208,10 @@ class CNN(Model):
         Ho, Wo = self._pooled(H, W)
         cuts, key = parallel.parts(n), f"pool{i}"
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
-        if (k, s, pad) == (2, 2, 0):
-            rows = self._buffer(key, "rows", (n, H - H % 2, Wo, C), x.dtype)
+        if cv.fast_pool(x.shape, k, s, pad):
+            rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype)
             caches = parallel.map_parts(
-                lambda c: cv.maxpool2_nhwc_forward(x[c], out[c], rows[c])[1], cuts)
+                lambda c: cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c])[1], cuts)
         else:
             def pool(c):
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
@@ -226,7 +226,7 @@ class CNN(Model):
 
         def back(j):
             c = cuts[j]
-            if self.pool == (2, 2, 0):
+            if cv.fast_pool(x_shape, *self.pool):
                 cv.maxpool2_nhwc_backward(dout[c], caches[j], dx[c])
             else:
                 dx[c] = cv.maxpool_nhwc_backward(dout[c], caches[j])

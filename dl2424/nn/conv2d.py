@@ -215,19 +215,43 @@ def _pool2_halves(x, axis):
     return halves[:, :, 0].reshape(shape), halves[:, :, 1].reshape(shape)
 
 
-def _max2_along(x, axis, out, won):
-    """out = max of the pairs along `axis`; won = the first of the pair is the max."""
+def _tail(x, axis):
+    """x without its first entry along `axis`."""
+    return x[:, 1:] if axis == 1 else x[:, :, 1:]
+
+
+def _head(x, axis):
+    """x without its last entry along `axis`."""
+    return x[:, :-1] if axis == 1 else x[:, :, :-1]
+
+
+def _max2_along(x, axis, out, won, won_prev=None):
+    """out = max of the pairs (2i, 2i+1) along `axis`; won = entry 2i wins its pair.
+
+    With won_prev (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
+    first: won_prev = it is the max (ties included), and won is cleared there.
+    """
     a, b = _pool2_halves(x, axis)
     np.maximum(a, b, out=out)
     np.greater_equal(a, b, out=won)
+    if won_prev is not None:
+        o, p = _tail(out, axis), _tail(won_prev, axis)
+        np.greater_equal(_head(b, axis), o, out=p)
+        np.maximum(o, _head(b, axis), out=o)
+        (won_prev[:, 0] if axis == 1 else won_prev[:, :, 0])[...] = False
+        np.greater(won, won_prev, out=won)  # won and not won_prev
     return out
 
 
-def _unmax2_along(dout, won, axis, dx):
-    """Adjoint of _max2_along: the gradient goes to the winner of each pair."""
+def _unmax2_along(dout, won, axis, dx, won_prev=None):
+    """Adjoint of _max2_along: the gradient goes to the winner of each window."""
     a, b = _pool2_halves(dx, axis)
     np.multiply(dout, won, out=a)
-    np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where the second won
+    np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where entry 2i+1 won
+    if won_prev is not None:
+        to_prev = dout * won_prev
+        b -= to_prev  # each window has one winner: this is exact too
+        _head(b, axis)[...] += _tail(to_prev, axis)
     if dx.shape[axis] % 2:
         idx = [slice(None)] * 4
         idx[axis] = -1
@@ -235,32 +259,43 @@ def _unmax2_along(dout, won, axis, dx):
     return dx
 
 
-def maxpool2_nhwc_forward(x, out=None, rows=None):
-    """Max over 2x2 windows at stride 2 (padding 0) of x (n, H, W, C).
+def fast_pool(x_shape, kernel, stride, pad):
+    """Whether maxpool2_nhwc_* handle this pool: 2x2 at stride 2, or 3x3 at stride 2 with
+    padding 1 on even H and W (the UvA network's)."""
+    even = x_shape[1] % 2 == 0 and x_shape[2] % 2 == 0
+    return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
 
-    A max of the two halves along W, then along H, with the winner masks from the same
-    comparisons (ties: the first, i.e. row-major first in the window). `out` (n, H/2, W/2, C)
-    and `rows` (n, H, W/2, C) are optional buffers. Returns (out, cache).
+
+def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None):
+    """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
+    with padding 1 (H and W even).
+
+    A max of the two halves of a reshape along W, then along H, with the winner masks from
+    the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
+    in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
+    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache).
     """
     n, H, W, C = x.shape
-    Ho, Wo = _out_size(H, 2, 2, 0), _out_size(W, 2, 2, 0)
-    rows = np.empty((n, H - H % 2, Wo, C), x.dtype) if rows is None else rows
-    won_col = np.empty(rows.shape, dtype=bool)
-    _max2_along(x[:, : H - H % 2], 2, rows, won_col)
+    Ho, Wo = H // 2, W // 2
+    if min(Ho, Wo) < 1:
+        raise ValueError(f"window 2 (stride 2) is larger than input {min(H, W)}")
+    rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
-    won_row = np.empty(out.shape, dtype=bool)
-    _max2_along(rows, 1, out, won_row)
-    kinks.note_choice("maxpool", won_row, won_col)
-    return out, (x.shape, won_row, won_col, rows)
+    won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
+    prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
+    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0])
+    _max2_along(rows, 1, out, won[1], prev[1])
+    kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
+    return out, (x.shape, won, prev, rows)
 
 
 def maxpool2_nhwc_backward(dout, cache, dx=None):
-    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); its `rows`
-    buffer from the forward pass is reused for the intermediate gradient."""
-    shape, won_row, won_col, rows = cache
-    drows = _unmax2_along(dout, won_row, 1, rows)
+    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); the `rows`
+    buffer of the forward pass holds the intermediate gradient."""
+    shape, won, prev, rows = cache
+    drows = _unmax2_along(dout, won[1], 1, rows, prev[1])
     dx = np.empty(shape, dout.dtype) if dx is None else dx
-    _unmax2_along(drows, won_col, 2, dx[:, : rows.shape[1]])
+    _unmax2_along(drows, won[0], 2, dx[:, : rows.shape[1]], prev[0])
     if shape[1] % 2:
         dx[:, -1] = 0
     return dx
@@ -309,7 +344,7 @@ def _unmax_along(dout, won, axis, stride, size):
 
 def maxpool_nhwc_forward(x, kernel, stride, pad=0):
     """Max over kernel x kernel windows at stride `stride` of x (n, H, W, C); padding never
-    wins (it is -inf). 2x2 windows at stride 2 without padding take `maxpool2_nhwc_forward`.
+    wins (it is -inf). The pools of `fast_pool` take `maxpool2_nhwc_forward`.
 
     Otherwise the square max is separable: a max along rows of a max along columns, 2 kernel
     passes instead of kernel^2, ties to the first row holding the maximum, then its first
@@ -317,9 +352,9 @@ def maxpool_nhwc_forward(x, kernel, stride, pad=0):
     """
     if pad > kernel // 2:
         raise ValueError(f"max-pool padding {pad} must be at most half the kernel {kernel}")
-    if kernel == stride == 2 and pad == 0:
-        out, cache = maxpool2_nhwc_forward(x)
-        return out, ("2x2", cache)
+    if fast_pool(x.shape, kernel, stride, pad):
+        out, cache = maxpool2_nhwc_forward(x, overlap=kernel == 3)
+        return out, ("stride 2", cache)
     n, H, W, C = x.shape
     Ho, Wo = _out_size(H, kernel, stride, pad), _out_size(W, kernel, stride, pad)
     xp = pad_nhwc(x, pad, value=-np.inf)
@@ -332,7 +367,7 @@ def maxpool_nhwc_forward(x, kernel, stride, pad=0):
 def maxpool_nhwc_backward(dout, cache):
     """Routes each window's gradient to the input that won it. Returns dx (n, H, W, C)."""
     kind, inner = cache
-    if kind == "2x2":
+    if kind == "stride 2":
         return maxpool2_nhwc_backward(dout, inner)
     (n, H, W, C), won_row, won_col, stride, pad = inner
     drows = _unmax_along(dout, won_row, 1, stride, H + 2 * pad)
