@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import UserError
 from . import kinks
 
 N_PARTS = 2
@@ -29,19 +30,22 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool)
 def default_threads() -> int:
     """DL2424_THREADS if set, else every core up to two."""
     env = os.environ.get("DL2424_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return min(N_PARTS, os.cpu_count() or 1)
+    if not env:
+        return min(N_PARTS, os.cpu_count() or 1)
+    if not env.isdigit() or int(env) < 1:
+        raise UserError(f"DL2424_THREADS={env!r}: the number of threads must be a whole "
+                        "number of at least 1 (unset it to use every core up to two)")
+    return int(env)
 
 
 def threads() -> int:
     return _threads or default_threads()
 
 
-def set_threads(n: int) -> None:
-    """Use n threads from now on (1: everything on the calling thread)."""
+def set_threads(n: int | None) -> None:
+    """Use n threads from now on (1: everything on the calling thread; None: the default)."""
     global _threads
-    _threads = max(1, int(n))
+    _threads = None if n is None else max(1, int(n))
 
 
 def parts(n: int) -> list[slice]:
