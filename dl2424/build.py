@@ -39,6 +39,13 @@ def build_model(exp: Experiment, info: DataInfo, dtype=None) -> Model:
     return MODELS[exp.model.type].factory(exp.model.params, info, dtype, rng)
 
 
+def build_schedule(exp: Experiment, total_steps: int, steps_per_epoch: int):
+    """The lr(step) schedule of a run of `total_steps` updates."""
+    return SCHEDULES[exp.schedule.type].factory(
+        exp.schedule.params, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+        base_lr=getattr(exp.optimizer.params, "lr", None))
+
+
 def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Setup:
     """Everything a trainer needs; raises UserError before anything is written."""
     dtype = np.dtype(exp.dtype)
@@ -53,13 +60,11 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
     optimizer = OPTIMIZERS[exp.optimizer.type].factory(exp.optimizer.params)
     spe = sampler.steps_per_epoch
     t = exp.train
-    kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
     if t.cycles:
-        total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
-            .cycle_steps(t.cycles)
+        total = build_schedule(exp, 0, spe).cycle_steps(t.cycles)
     else:
         total = t.steps if t.steps else t.epochs * spe
-    schedule = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw)
+    schedule = build_schedule(exp, total, spe)
     eval_every = min(t.eval_every or spe, total)
     return Setup(exp, data, model, optimizer, schedule, sampler, total, eval_every,
                  t.checkpoint_every or eval_every)
