@@ -39,17 +39,13 @@ def build_model(exp: Experiment, info: DataInfo, dtype=None) -> Model:
     return MODELS[exp.model.type].factory(exp.model.params, info, dtype, rng)
 
 
-def build_schedule(exp: Experiment, total_steps: int, steps_per_epoch: int):
-    """The lr(step) schedule of a run of `total_steps` updates."""
-    return SCHEDULES[exp.schedule.type].factory(
-        exp.schedule.params, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-        base_lr=getattr(exp.optimizer.params, "lr", None))
-
-
 def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Setup:
     """Everything a trainer needs; raises UserError before anything is written."""
     dtype = np.dtype(exp.dtype)
     data = data or load_dataset(exp.data, data_dir, dtype)
+    if data.info.meta.get("task") == "lm":  # a character language model (text dataset)
+        from .seqtrain import build_text
+        return build_text(exp, data)
     n_train, B = len(data.train), exp.train.batch_size
     sampler = SAMPLERS[exp.sampler.type].factory(exp.sampler.params, data.train.y, B)
     if sampler.steps_per_epoch < 1:
@@ -58,13 +54,23 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
                         f"of {n_train}); use a smaller batch")
     model = build_model(exp, data.info, dtype)
     optimizer = OPTIMIZERS[exp.optimizer.type].factory(exp.optimizer.params)
-    spe = sampler.steps_per_epoch
+    schedule, total = build_schedule(exp, sampler.steps_per_epoch)
     t = exp.train
-    if t.cycles:
-        total = build_schedule(exp, 0, spe).cycle_steps(t.cycles)
-    else:
-        total = t.steps if t.steps else t.epochs * spe
-    schedule = build_schedule(exp, total, spe)
-    eval_every = min(t.eval_every or spe, total)
+    eval_every = min(t.eval_every or sampler.steps_per_epoch, total)
     return Setup(exp, data, model, optimizer, schedule, sampler, total, eval_every,
                  t.checkpoint_every or eval_every)
+
+
+def build_schedule(exp: Experiment, spe: int, total: int | None = None):
+    """The learning-rate schedule and the run's total update steps (spe per epoch); with
+    `total`, the schedule of a run of that many steps (e.g. before it was made longer)."""
+    t = exp.train
+    kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
+    if total is not None:
+        pass
+    elif t.cycles:
+        total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
+            .cycle_steps(t.cycles)
+    else:
+        total = t.steps if t.steps else t.epochs * spe
+    return SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw), total

@@ -18,7 +18,7 @@ from .build import Setup, build, build_schedule
 from .config import Experiment, apply_overrides, validate
 from .data.bundle import DataInfo
 from .errors import UserError
-from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer
+from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer, trainer_for
 
 
 def versions() -> dict:
@@ -120,7 +120,7 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
         rundir.write_config(run, exp.dump(), overrides)
         write_json(run / "data.json", setup.data.info.to_json())
         save_normalisation(setup, run)
-        trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
+        trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -186,7 +186,7 @@ def _check_extension(run: Path, exp: Experiment, setup: Setup, step: int, old_to
     if setup.total_steps <= step:
         raise UserError(f"{run}: the new length ({setup.total_steps} updates) does not go past "
                         f"the checkpoint at step {step}; give a longer one")
-    before = build_schedule(exp, old_total, setup.steps_per_epoch)
+    before, _ = build_schedule(exp, setup.steps_per_epoch, old_total)
     changed = next((k for k in range(old_total) if before(k) != setup.schedule(k)), None)
     if changed is not None:
         raise UserError(f"{run}: schedule {exp.schedule.type} depends on the run's length (the "
@@ -228,7 +228,7 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
+    trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
     trainer.resume_from(ckpt)
     if longer:  # the old last evaluation recorded the lr of the old last update
         for row in trainer.rows:
