@@ -21,6 +21,12 @@ SVM = {"hidden": [], "loss": "svm", "l2": 0.01}
 PLAIN_CNN = {"layers": [3, "M", 4], "pool": {"kernel": 2, "stride": 2, "padding": 0}}
 
 
+def _in_place(buffer, value):
+    """Write value into buffer (the image ConvNet's layers fill buffers it owns)."""
+    buffer[...] = value
+    return buffer
+
+
 def _wrap(fn, change):
     """fn with its result passed through change(result, *args)."""
     return lambda *a, **k: change(fn(*a, **k), *a)
@@ -108,18 +114,17 @@ MUTATIONS = {
         "charcnn", CHARCNN, 3, charconv, "maxpool_backward",
         lambda f: lambda dout, cache: f(dout, (np.zeros_like(cache[0]), *cache[1:]))),
     "2-D conv filter gradient flipped (convolution, not correlation)": (
-        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: (r[0], r[1][:, :, ::-1, ::-1], r[2]))),
+        "cnn", PLAIN_CNN, 2, conv2d, "filter_gradient",
+        lambda f: _wrap(f, lambda r, *_: r[:, :, ::-1, ::-1].copy())),
+    "2-D conv filter gradient paired with the next window": (
+        "cnn", PLAIN_CNN, 2, conv2d, "filter_rows_grad",
+        lambda f: lambda g, cols: f(g, np.roll(cols.reshape(g.shape[0], -1), 1, axis=0))),
     "2-D conv input gradient off by one row": (
-        "cnn", CNN, 4, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: (None if r[0] is None else np.roll(r[0], 1, axis=1),
-                                          r[1], r[2]))),
-    "2-D conv bias gradient of the first example only": (
-        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, dout, *_: (r[0], r[1], dout[0].sum(axis=(0, 1))))),
+        "cnn", CNN, 4, conv2d, "conv2d_nhwc_input_grad",
+        lambda f: _wrap(f, lambda r, *_: _in_place(r, np.roll(r, 1, axis=1)))),
     "2-D max-pool gradient to the neighbouring column": (
-        "cnn", PLAIN_CNN, 2, conv2d, "maxpool_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: np.roll(r, 1, axis=2))),
+        "cnn", PLAIN_CNN, 2, conv2d, "maxpool2_nhwc_backward",
+        lambda f: _wrap(f, lambda r, *_: _in_place(r, np.roll(r, 1, axis=2)))),
 }
 
 
