@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .config import Experiment
 from .data import load_dataset
 from .data.bundle import DataBundle, DataInfo
@@ -34,7 +35,10 @@ class Setup:
 
 
 def build_model(exp: Experiment, info: DataInfo, dtype=None) -> Model:
+    """The configured model for data `info`, after checking that it fits in memory."""
     dtype = np.dtype(dtype or exp.dtype)
+    limits.check_memory(exp.model.params.footprint(info), exp.train.batch_size,
+                        dtype.itemsize, f"model {exp.model.type}")
     rng = generator(exp.seed, Stream.INIT)
     return MODELS[exp.model.type].factory(exp.model.params, info, dtype, rng)
 
@@ -61,5 +65,6 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
         total = t.steps if t.steps else t.epochs * spe
     schedule = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw)
     eval_every = min(t.eval_every or spe, total)
+    limits.check_length(total, eval_every)
     return Setup(exp, data, model, optimizer, schedule, sampler, total, eval_every,
                  t.checkpoint_every or eval_every)
