@@ -6,7 +6,7 @@ DL     := $(VENV)/bin/dl2424
 DL2424_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
 export DL2424_DATA_DIR
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test test-fast demo bench lint clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The inner loop: everything but the tests marked slow (under a minute on a quiet machine).
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # The default experiment: the surname ConvNet of Assignment 3, then a few predictions.
 demo: install

@@ -59,7 +59,7 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
     t = exp.train
     kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
     if t.cycles:
-        total = SCHEDULES["cyclic"].factory(exp.schedule.params, total_steps=0, **kw) \
+        total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
             .cycle_steps(t.cycles)
     else:
         total = t.steps if t.steps else t.epochs * spe

@@ -50,7 +50,10 @@ class TrainConfig(Params):
         return self
 
 
-LR_SCHEDULES = ("constant", "step", "linear")  # schedules that scale optimizer.lr
+def sets_own_lr(schedule: object) -> bool:
+    """Whether a registered schedule sets the learning rate itself (no optimizer.lr)."""
+    return isinstance(schedule, str) and schedule in SCHEDULES and \
+        not SCHEDULES[schedule].factory.needs_base_lr
 
 
 class Experiment(Params):
@@ -69,7 +72,7 @@ class Experiment(Params):
         """A schedule switched to one that sets the learning rate itself drops optimizer.lr."""
         schedule, optimizer = raw.get("schedule"), raw.get("optimizer")
         kind = schedule.get("type") if isinstance(schedule, dict) else schedule
-        if ("schedule" in switched and kind not in LR_SCHEDULES and isinstance(optimizer, dict)
+        if ("schedule" in switched and sets_own_lr(kind) and isinstance(optimizer, dict)
                 and "lr" in optimizer):
             notify(f"optimizer: schedule {kind} sets the learning rate itself; drops lr")
             raw = raw | {"optimizer": {k: v for k, v in optimizer.items() if k != "lr"}}
@@ -77,18 +80,20 @@ class Experiment(Params):
 
     @model_validator(mode="after")
     def _consistent(self):
-        needs_lr = self.schedule.type in LR_SCHEDULES
+        kind = SCHEDULES[self.schedule.type].factory
+        needs_lr = kind.needs_base_lr
         lr = getattr(self.optimizer.params, "lr", None)
         if needs_lr and lr is None:
             raise ValueError(f"optimizer.lr is required with schedule {self.schedule.type!r}")
         if not needs_lr and lr is not None:
             raise ValueError(f"optimizer.lr is not used with schedule {self.schedule.type!r}, "
                              "which sets the learning rate itself; remove optimizer.lr")
-        if self.train.snapshots and self.schedule.type != "cyclic":
-            raise ValueError("train.snapshots needs schedule.type: cyclic (a snapshot is "
+        cyclic = " or ".join(n for n in SCHEDULES.names() if SCHEDULES[n].factory.has_cycles)
+        if self.train.snapshots and not kind.has_cycles:
+            raise ValueError(f"train.snapshots needs schedule.type: {cyclic} (a snapshot is "
                              "taken at the end of each cycle)")
-        if self.train.cycles is not None and self.schedule.type != "cyclic":
-            raise ValueError("train.cycles needs schedule.type: cyclic; use epochs or steps")
+        if self.train.cycles is not None and not kind.has_cycles:
+            raise ValueError(f"train.cycles needs schedule.type: {cyclic}; use epochs or steps")
         return self
 
     def dump(self) -> dict:

@@ -1,4 +1,5 @@
 """Check the MF / MX construction against the course's DebugInfo.mat (Assignment 3, 2020).
+(A .npz file is the 2026 patchify ConvNet's debug_conv_info.npz: see dl2424.patchcheck.)
 
 The file holds one name X_input (d, n_len) one-hot and x_input = vec(X_input), filters
 F (d, k, n_f) and vecF = vec(F), and the expected response S (n_f, n_len - k + 1) and
@@ -40,6 +41,9 @@ class ConvCheck:
     def ok(self, tol: float = 1e-10) -> bool:
         return all(diff <= tol for _, _, diff in self.rows())
 
+    def describe(self) -> str:
+        return f"d={self.d}, k={self.k}, n_f={self.n_f}, n_len={self.n_len}"
+
 
 def _load(path: Path) -> dict:
     from scipy.io import loadmat  # imported here: keeps the CLI quick to start
@@ -68,9 +72,14 @@ def _expect(path, field, ok, what):
         raise UserError(f"{path}: field {field} {what}")
 
 
-def check_debug_file(path) -> ConvCheck:
-    """Reads DebugInfo.mat and compares MF x_input and MX vecF with vecS and S."""
+def check_debug_file(path):
+    """Reads DebugInfo.mat and compares MF x_input and MX vecF with vecS and S; a .npz file
+    is the 2026 patchify debug file instead (dl2424.patchcheck)."""
     path = Path(path)
+    if path.suffix.lower() == ".npz":
+        from .patchcheck import check_patch_file
+
+        return check_patch_file(path)
     a = _load(path)
     F = a["F"] if a["F"].ndim == 3 else a["F"].reshape(*a["F"].shape[:2], 1)  # MATLAB drops n_f = 1
     _expect(path, "F", F.ndim == 3, f"should be d x k x n_f, got shape {a['F'].shape}")

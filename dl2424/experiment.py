@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, limits, rundir
+from . import __version__, checkpoint, limits, rundir, tblog
 from .atomic import write_json
 from .build import Setup, build
 from .config import Experiment, validate
@@ -81,9 +81,10 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
     else:
         write_json(run / "class_counts.json", trainer.class_counts())
         summary = finish("completed", test=trainer.test_metrics())
+        trainer.reporter.on_end(summary)
     finally:
+        trainer.reporter.close()
         rundir.release(run)
-    trainer.reporter.on_end(summary)
     return summary
 
 
@@ -120,7 +121,7 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
         rundir.write_config(run, exp.dump(), overrides)
         write_json(run / "data.json", setup.data.info.to_json())
         save_normalisation(setup, run)
-        trainer = Trainer(setup, run, reporter, stop)
+        trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -187,7 +188,7 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = Trainer(setup, run, reporter, stop)
+    trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
     trainer.resume_from(ckpt)
     return setup, trainer, previous
 

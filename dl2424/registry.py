@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, field_validator
@@ -43,6 +43,7 @@ class Entry:
     factory: Callable[..., Any]
     params: type[Params]
     help: str
+    extras: dict[str, Any] = field(default_factory=dict)  # kind-specific hooks (see register)
 
 
 class Registry:
@@ -52,12 +53,16 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, params: type[Params] = Params):
+    def register(self, name: str, params: type[Params] = Params, **extras):
+        """Decorator: register a factory (a function or a class) under `name`, with its
+        parameter model. `extras` are what this kind of component needs beyond the
+        factory (a dataset's `locate` and `search_places`)."""
+
         def wrap(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
             doc = (factory.__doc__ or "").strip().splitlines()
-            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "")
+            self._entries[name] = Entry(name, factory, params, doc[0] if doc else "", extras)
             return factory
 
         return wrap

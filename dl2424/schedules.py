@@ -38,10 +38,13 @@ class RangeParams(Params):
 
 
 class Schedule:
-    """lr(t) plus what the trainer must know: whether it uses the optimizer's base lr,
-    and the length of one cycle (for `train.cycles`)."""
+    """lr(t) plus what the config and the trainer must know: whether it uses the
+    optimizer's base lr (`needs_base_lr`, checked by the config), and the length of a
+    number of cycles (`has_cycles`: `train.cycles` and `train.snapshots` need it). A
+    schedule registers its class in SCHEDULES."""
 
     needs_base_lr = True
+    has_cycles = False
 
     def __init__(self, p, base_lr, steps_per_epoch, total_steps):
         self.p, self.base_lr = p, base_lr
@@ -51,22 +54,32 @@ class Schedule:
         return None
 
 
+@SCHEDULES.register("constant")
 class Constant(Schedule):
+    """The optimizer's lr at every step."""
+
     def __call__(self, t):
         return self.base_lr
 
 
+@SCHEDULES.register("step", StepParams)
 class StepDecay(Schedule):
+    """lr * gamma^floor(epoch / every_epochs) (A1 bonus: 0.95 per epoch; /10 every n)."""
+
     def __call__(self, t):
         k = t // (self.steps_per_epoch * self.p.every_epochs)
         return self.base_lr * self.p.gamma**k
 
 
+@SCHEDULES.register("cyclic", CyclicParams)
 class Cyclic(Schedule):
-    """Triangular cyclical learning rate, Smith 2015 (A2 eq. 14-15): eta rises linearly from
-    eta_min to eta_max over n_s steps, falls back over the next n_s; one cycle = 2 n_s."""
+    """Triangular cyclical lr between eta_min and eta_max, half-cycle n_s steps.
+
+    Smith 2015 (A2 eq. 14-15): eta rises linearly from eta_min to eta_max over n_s steps,
+    falls back over the next n_s; one cycle = 2 n_s."""
 
     needs_base_lr = False
+    has_cycles = True
 
     def _cycle(self, t):
         n_s, start = self.p.n_s, 0
@@ -91,18 +104,22 @@ class Cyclic(Schedule):
         return 2 * self.p.n_s * (2 ** min(cycles, 64) - 1)
 
 
+@SCHEDULES.register("linear", LinearParams)
 class LinearDecay(Schedule):
-    """Linear decay from the base lr to end_factor * base lr at the last step (Budgeted
-    Training, the A2 2024 Nesterov bonus)."""
+    """Linear decay from the optimizer's lr to end_factor times it.
+
+    Budgeted Training, the A2 2024 Nesterov bonus."""
 
     def __call__(self, t):
         frac = min(t / max(self.total_steps - 1, 1), 1.0)
         return self.base_lr * (1 - frac * (1 - self.p.end_factor))
 
 
+@SCHEDULES.register("range_test", RangeParams)
 class RangeTest(Schedule):
-    """The LR range test sweep (Smith 2015): lr grows from lr_min to lr_max over the run,
-    linearly or exponentially."""
+    """LR range test: lr swept from lr_min to lr_max over the run (exp or linear).
+
+    Smith 2015."""
 
     needs_base_lr = False
 
@@ -112,33 +129,3 @@ class RangeTest(Schedule):
         if self.p.spacing == "linear":
             return lo + frac * (hi - lo)
         return math.exp(math.log(lo) + frac * (math.log(hi) - math.log(lo)))
-
-
-@SCHEDULES.register("constant")
-def constant(p, **kw):
-    """The optimizer's lr at every step."""
-    return Constant(p, **kw)
-
-
-@SCHEDULES.register("step", StepParams)
-def step(p, **kw):
-    """lr * gamma^floor(epoch / every_epochs) (A1 bonus: 0.95 per epoch; /10 every n)."""
-    return StepDecay(p, **kw)
-
-
-@SCHEDULES.register("cyclic", CyclicParams)
-def cyclic(p, **kw):
-    """Triangular cyclical lr between eta_min and eta_max, half-cycle n_s steps."""
-    return Cyclic(p, **kw)
-
-
-@SCHEDULES.register("linear", LinearParams)
-def linear(p, **kw):
-    """Linear decay from the optimizer's lr to end_factor times it."""
-    return LinearDecay(p, **kw)
-
-
-@SCHEDULES.register("range_test", RangeParams)
-def range_test(p, **kw):
-    """LR range test: lr swept from lr_min to lr_max over the run (exp or linear)."""
-    return RangeTest(p, **kw)

@@ -1,13 +1,11 @@
-import sys
 from pathlib import Path
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).parent))  # tests import gradutil / fixtures directly
 
-from fixtures import write_cifar_python, write_names_course  # noqa: E402
+from .fixtures import write_cifar_python, write_names_course  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,11 @@
 import numpy as np
 import pydantic
 import pytest
-from gradutil import numerical_grad, rel_error
 
 import dl2424.models.cnn  # noqa: F401  (registers the model)
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
+from dl2424.gradcheck import max_rel_error, numerical_grad
 from dl2424.registry import MODELS
 
 UVA = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -43,7 +43,7 @@ def _check_all_params(model, X, y):
 
     _, _, grads = model.loss(X, y, train=True, rng=np.random.default_rng(5))
     assert set(grads) == set(model.params)
-    return {k: rel_error(grads[k], numerical_grad(cost, w), eps=1e-4)
+    return {k: max_rel_error(grads[k], numerical_grad(cost, w), eps=1e-4)
             for k, w in model.params.items()}
 
 
@@ -55,6 +55,7 @@ def _check_all_params(model, X, y):
      "pool": {"kernel": 2, "stride": 2, "padding": 0}, "l2": 0.1},
     {"layers": [4, "M", 5], "hidden": [5, 4], "keep": 0.7, "l2": 0.01},
 ])
+@pytest.mark.slow
 def test_whole_model_gradients(keys):
     model = _build(keys)
     X, y = _data(model, 2)

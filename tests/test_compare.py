@@ -7,7 +7,6 @@ import csv
 import io
 
 import pytest
-from test_report import CIFAR_CONFIG, NAMES_CLASSES, NAMES_CONFIG, fabricate_run, with_changes
 from typer.testing import CliRunner
 
 import dl2424.cli
@@ -17,6 +16,8 @@ from dl2424.cli import app
 from dl2424.report import compare, read_run, runs_table
 from dl2424.report.compare import compare_table
 from dl2424.report.tables import differing_keys, flatten, run_labels
+
+from .test_report import CIFAR_CONFIG, NAMES_CLASSES, NAMES_CONFIG, fabricate_run, with_changes
 
 
 @pytest.fixture(autouse=True)
@@ -158,9 +159,10 @@ def test_runs_table_skips_non_runs_and_flags_unreadable(sweep, tmp_path):
     t = runs_table(sweep)
     by_run = {r[0]: r for r in t.rows}
     assert "notes" not in by_run
-    assert by_run["20250109-120000-broken"][2] == "unreadable"
+    col = t.columns.index
+    assert by_run["20250109-120000-broken"][col("status")] == "unreadable"
     assert "summary.json" in t.note
-    assert by_run[names.name][3:5] == ["names", "charcnn"]
+    assert by_run[names.name][col("dataset"):col("model") + 1] == ["names", "charcnn"]
     best = max(r["val_acc"] for r in rundir.read_rows(names / "metrics.csv"))
     assert by_run[names.name][t.columns.index("best val_acc")] == best
     missing = invoke("runs", "--runs-dir", tmp_path / "nowhere")

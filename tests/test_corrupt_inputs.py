@@ -12,14 +12,15 @@ import zipfile
 import numpy as np
 import pytest
 import yaml
-from fixtures import write_cifar_matlab, write_cifar_python, write_names_course
-from runcheck import RICH, snapshot
 from typer.testing import CliRunner
 
 from dl2424 import experiment
 from dl2424.cli import app
 from dl2424.config import validate
 from dl2424.trainer import Reporter, StopFlag
+
+from .fixtures import write_cifar_matlab, write_cifar_python, write_names_course
+from .runcheck import RICH, snapshot
 
 runner = CliRunner()
 

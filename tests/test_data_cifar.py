@@ -5,17 +5,18 @@ import pickle
 import numpy as np
 import pydantic
 import pytest
-from fixtures import (
+
+from dl2424.data import cifar, load_dataset
+from dl2424.errors import UserError
+from dl2424.registry import DATASETS, Spec
+
+from .fixtures import (
     CIFAR_CLASSES,
     cifar_arrays,
     real_data_dir,
     write_cifar_matlab,
     write_cifar_python,
 )
-
-from dl2424.data import cifar, load_dataset
-from dl2424.errors import UserError
-from dl2424.registry import DATASETS, Spec
 
 F64 = np.dtype(np.float64)
 
@@ -315,7 +316,8 @@ def test_real_cifar_subset():
     assert counts.min() >= 79 and counts.max() <= 119  # the README: 79-119 per class per file
     np.testing.assert_allclose(b.train.X.mean(axis=0), 0, atol=1e-4)
     for i in range(1, 6):
-        X, y = cifar.read_batch(cifar.locate(root).file(f"data_batch_{i}"), "python", 10)
+        batch = cifar.batch_file(cifar.locate(root), f"data_batch_{i}")
+        X, y = cifar.read_batch(batch, "python", 10)
         assert X.shape == (1000, 3072) and y.shape == (1000,)
     everything = load(root, split="all")
     assert (len(everything.train), len(everything.val)) == (4000, 1000)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pooch
 import pytest
-from fixtures import real_data_dir, write_cifar_python, write_names_course
 from typer.testing import CliRunner
 
 from dl2424.cli import app
 from dl2424.data import fetch
 from dl2424.data.paths import ENV_VAR, resolve_data_dir
+
+from .fixtures import real_data_dir, write_cifar_python, write_names_course
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}  # keep rich from wrapping paths in the tables

@@ -9,17 +9,18 @@ import zipfile
 import numpy as np
 import pytest
 import requests
-from fixtures import (
+from rich.console import Console
+
+from dl2424.data import cifar, fetch, names
+from dl2424.errors import UserError
+
+from .fixtures import (
     real_data_dir,
     write_cifar_matlab,
     write_cifar_python,
     write_names_course,
     write_names_tutorial,
 )
-from rich.console import Console
-
-from dl2424.data import cifar, fetch, names
-from dl2424.errors import UserError
 
 F64 = np.dtype(np.float64)
 

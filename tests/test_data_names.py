@@ -6,17 +6,18 @@ from collections import Counter, defaultdict
 import numpy as np
 import pydantic
 import pytest
-from fixtures import (
+
+from dl2424.data import names
+from dl2424.data.inspect import inspect_names
+from dl2424.errors import UserError
+
+from .fixtures import (
     COURSE_LANGUAGES,
     real_data_dir,
     synthetic_names,
     write_names_course,
     write_names_tutorial,
 )
-
-from dl2424.data import names
-from dl2424.data.inspect import inspect_names
-from dl2424.errors import UserError
 
 F64 = np.dtype(np.float64)
 

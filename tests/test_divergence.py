@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pytest
 import yaml
-from runcheck import arrays, complete_rows, meta
 from typer.testing import CliRunner
 
 from dl2424 import experiment, rundir
@@ -20,6 +19,8 @@ from dl2424.config import validate
 from dl2424.data.paths import resolve_data_dir
 from dl2424.rng import Stream, generator
 from dl2424.trainer import Trainer
+
+from .runcheck import arrays, complete_rows, meta
 
 runner = CliRunner()
 

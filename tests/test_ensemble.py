@@ -5,11 +5,12 @@ import re
 
 import numpy as np
 import yaml
-from fixtures import write_cifar_python
 from typer.testing import CliRunner
 
 from dl2424.cli import app
 from dl2424.ensemble import majority_vote
+
+from .fixtures import write_cifar_python
 
 runner = CliRunner()
 

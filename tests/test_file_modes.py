@@ -50,6 +50,7 @@ def test_text_json_and_binary_writes_follow_the_umask(tmp_path, umask):
         assert mode(tmp_path / name) == want, name
 
 
+@pytest.mark.slow
 def test_a_whole_run_folder_and_its_report_are_readable_by_the_team(env):
     old = os.umask(0o022)
     try:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import write_cifar_python, write_names_course
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from runcheck import RICH
 from typer.testing import CliRunner
 
 from dl2424.build import build
@@ -22,6 +20,9 @@ from dl2424.cli import app
 from dl2424.config import apply_overrides, compose, load_experiment, validate
 from dl2424.errors import UserError
 from dl2424.trainer import Diverged, Trainer
+
+from .fixtures import write_cifar_python, write_names_course
+from .runcheck import RICH
 
 runner = CliRunner()
 
@@ -174,6 +175,7 @@ def assert_round_trips(exp):
     assert again == exp and again.digest() == exp.digest()
 
 
+@pytest.mark.slow
 def test_mutated_configs_validate_or_fail_cleanly(workdir, capsys):
     counts = Counter()
 
@@ -229,6 +231,7 @@ def data_dir(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @settings(settings.get_profile("fuzz"), max_examples=60)
 @given(data=mutated())
 def test_cli_sample_exits_2_without_traceback_or_run_folder(workdir, data, data_dir):
@@ -283,6 +286,7 @@ def small_mutated(draw):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to Diverged
 def test_small_valid_configs_build_and_train_or_fail_cleanly(data_dir, capsys):
     """Valid but unusual values must also fail, if at all, with a UserError: in the data

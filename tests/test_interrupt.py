@@ -15,14 +15,16 @@ import types
 import numpy as np
 import pytest
 import yaml
-from runcheck import RICH, assert_resumable, assert_same_run, meta
 from typer.testing import CliRunner
 
 from dl2424 import experiment, rundir
 from dl2424.cli import app
 from dl2424.config import validate
 
+from .runcheck import RICH, assert_resumable, assert_same_run, meta
+
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # subprocesses, signals and kills: seconds each
 
 # 400 tiny updates (10 per epoch), a checkpoint every 7, an evaluation every 10: about a
 # second of training in which a kill can land in an update, an evaluation or a file write.

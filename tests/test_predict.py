@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures import write_names_course
 from typer.testing import CliRunner
 
 from dl2424.cli import app
+
+from .fixtures import write_names_course
 
 runner = CliRunner()
 

@@ -90,6 +90,7 @@ def test_predict_image_gives_the_class_of_the_test_image(trained, tmp_path, fixt
     assert res.output.count("centre square") == 2  # a row per file
 
 
+@pytest.mark.slow
 def test_from_test_draws_the_figure_and_matches_the_test_accuracy(trained, tmp_path,
                                                                   fixture_data):
     out = tmp_path / "t.png"

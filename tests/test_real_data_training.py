@@ -6,13 +6,16 @@ These fail (never skip) when the data is missing: see tests/fixtures.real_data_d
 import json
 from pathlib import Path
 
-from fixtures import real_data_dir
+import pytest
 from typer.testing import CliRunner
 
 from dl2424.cli import app
 
+from .fixtures import real_data_dir
+
 CONFIGS = Path(__file__).parent.parent / "configs"
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # real data: tens of seconds
 
 
 def _train(tmp_path, config, *overrides):

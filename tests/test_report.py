@@ -184,6 +184,7 @@ EXPECTED_PNGS = {"loss.png", "accuracy.png", "lr.png", "lr_range.png", "confusio
                  "class_counts.png", "weights.png", "confidence.png"}
 
 
+@pytest.mark.slow
 def test_single_run_report_writes_every_figure(cifar_report):
     run, index = cifar_report
     out = run / "report"
@@ -199,6 +200,7 @@ def test_single_run_report_writes_every_figure(cifar_report):
         assert png_size(out / name) == declared
 
 
+@pytest.mark.slow
 def test_html_embeds_every_image_and_is_offline(cifar_report):
     run, index = cifar_report
     page = index.read_text()
@@ -212,6 +214,7 @@ def test_html_embeds_every_image_and_is_offline(cifar_report):
         assert f"]({name})" in md
 
 
+@pytest.mark.slow
 def test_html_and_markdown_hold_the_table_values(cifar_report):
     run, index = cifar_report
     page, md = index.read_text(), (run / "report" / "report.md").read_text()
@@ -262,6 +265,7 @@ def test_lr_schedule_is_replayed_from_the_config(tmp_path):
 
 # ---------------------------------------------------------------------------- several runs
 
+@pytest.mark.slow
 def test_several_runs_report_side_by_side(tmp_path):
     runs = [fabricate_run(tmp_path, with_changes(CIFAR_CONFIG, name=f"lam{lam}",
                                                  model__l2=lam), folder=f"2025-lam{lam}",
@@ -287,6 +291,7 @@ def test_runs_of_different_datasets_are_refused(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_names_run_report_has_no_montage(tmp_path):
     run = fabricate_run(tmp_path, NAMES_CONFIG, classes=NAMES_CLASSES, keep_confusions=False,
                         test=False)  # the surname data has no test set
@@ -307,6 +312,7 @@ def test_names_run_report_has_no_montage(tmp_path):
 
 # ---------------------------------------------------------------------------- robustness
 
+@pytest.mark.slow
 def test_truncated_metrics_read_up_to_last_complete_row(tmp_path):
     run = fabricate_run(tmp_path, CIFAR_CONFIG, n_evals=4, status="running", test=False,
                         keep_confusions=False, montage=False)

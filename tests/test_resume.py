@@ -8,7 +8,6 @@ import signal
 
 import pytest
 import yaml
-from runcheck import RICH, assert_resumable, assert_same_run, meta
 from typer.testing import CliRunner
 
 from dl2424 import experiment
@@ -16,6 +15,8 @@ from dl2424.cli import app
 from dl2424.config import validate
 from dl2424.rundir import read_rows
 from dl2424.trainer import Reporter, StopFlag
+
+from .runcheck import RICH, assert_resumable, assert_same_run, meta
 
 runner = CliRunner()
 
@@ -104,6 +105,7 @@ CASES = ([("rich", k, "update") for k in range(1, RICH["train"]["steps"] + 1)]
          + [("names", k, "eval") for k in (14, 28, 30)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,step,where", CASES, ids=lambda v: str(v))
 def test_crash_anywhere_then_resume_is_bit_identical(env, fixture_data, reference, name, step,
                                                      where):

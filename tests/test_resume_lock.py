@@ -7,13 +7,14 @@ import os
 import socket
 
 import pytest
-from runcheck import assert_same_run, snapshot
 from typer.testing import CliRunner
 
 from dl2424 import experiment, rundir
 from dl2424.cli import app
 from dl2424.config import validate
 from dl2424.trainer import Reporter
+
+from .runcheck import assert_same_run, snapshot
 
 runner = CliRunner()
 

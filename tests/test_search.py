@@ -10,7 +10,6 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import pytest
 import yaml
-from fixtures import write_cifar_python
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -20,6 +19,8 @@ from dl2424.errors import UserError
 from dl2424.search import execute, plot, sample, spec, sweep
 from dl2424.search.execute import LocalPool, TrialTask, cpu_count, open_backend
 from dl2424.search.plot import plot_sweep
+
+from .fixtures import write_cifar_python
 
 BASE = {
     "name": "tiny", "seed": 0, "dtype": "float64",
@@ -203,6 +204,7 @@ def test_refine_centres_on_the_best_trials_of_the_coarse_sweep(tmp_path):
         sweep.create(search_of(fine_raw), tmp_path)
 
 
+@pytest.mark.slow
 def test_plots_use_a_log_axis_for_log_keys_and_rows_for_lists(tmp_path):
     raw = make_spec(space={"model.l2": {"log_grid": {"lo": 1e-4, "hi": 1e-1, "n": 2}},
                            "model.hidden": {"grid": [[4], [8, 8]]},
@@ -246,6 +248,7 @@ def local_sweep(tmp_path_factory, data_dir):
     return sw, seen
 
 
+@pytest.mark.slow
 def test_two_workers_run_every_trial_and_record_failures(local_sweep):
     sw, seen = local_sweep
     assert sorted(t.id for t in seen) == list(range(6))
@@ -261,6 +264,7 @@ def test_two_workers_run_every_trial_and_record_failures(local_sweep):
                             "best_val_loss", "final_val_loss", "run", "error"}
 
 
+@pytest.mark.slow
 def test_each_ok_trial_is_an_ordinary_run_with_its_values(local_sweep):
     sw, _ = local_sweep
     for t in sw.trials:
@@ -279,6 +283,7 @@ def test_each_ok_trial_is_an_ordinary_run_with_its_values(local_sweep):
     assert len(losses) == 3  # l2 changes the result: the trials really differ
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_results(local_sweep, tmp_path, data_dir):
     sw_local, _ = local_sweep
     sw = sweep.create(search_of(failing_spec()), tmp_path)
@@ -291,6 +296,7 @@ def test_dask_local_cluster_gives_the_same_results(local_sweep, tmp_path, data_d
     assert results(sw) == results(sw_local)
 
 
+@pytest.mark.slow
 def test_fail_fast_then_resume_reruns_only_what_is_not_ok(tmp_path, data_dir):
     raw = make_spec(space={"train.batch_size": {"grid": [20, 1000, 40, 10]}})
     sw = sweep.create(search_of(raw), tmp_path)
@@ -320,6 +326,7 @@ def test_fail_fast_then_resume_reruns_only_what_is_not_ok(tmp_path, data_dir):
     assert len(list((sw.path / "runs").iterdir())) == 3  # t000 (once), t002, t003
 
 
+@pytest.mark.slow
 def test_local_pool_sets_blas_threads_per_worker(monkeypatch):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "64")  # more than cores // workers: capped
@@ -342,6 +349,7 @@ def test_threads_per_worker_never_exceed_the_cores_or_what_the_user_asked(monkey
     assert execute.threads_per_worker(1) == 1
 
 
+@pytest.mark.slow
 def test_a_dead_worker_fails_its_trial_and_the_pool_recovers(tmp_path):
     pool = LocalPool(workers=1)
     try:
@@ -359,6 +367,7 @@ def test_a_dead_worker_fails_its_trial_and_the_pool_recovers(tmp_path):
 
 # ---------------------------------------------------------------------------- CLI
 
+@pytest.mark.slow
 def test_cli_search_and_resume(tmp_path, data_dir):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(make_spec(base="base.yaml")))

@@ -1,4 +1,4 @@
-"""`dl2424 train` and `gradcheck` from the command line, on tiny fixtures in the real format."""
+"""`dl2424 train` from the command line, on tiny fixtures in the real format."""
 
 import csv
 import json
@@ -139,37 +139,6 @@ def test_missing_data_names_where_it_looked(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert "dl2424 data fetch cifar10" in res.output and str(tmp_path / "empty") in res.output
     assert not (tmp_path / "runs").exists()
-
-
-def test_gradcheck_passes_and_prints_every_param(env):
-    cfg = write_config(env / "g.yaml", {**BASE, "model": {"type": "mlp", "hidden": [20, 16],
-                                                          "l2": 0.1, "init": "xavier"}})
-    res = runner.invoke(app, ["gradcheck", str(cfg)])
-    assert res.exit_code == 0, res.output
-    for p in ("W1", "b1", "W2", "b2", "W3", "b3"):
-        assert re.search(rf"│ {p} .*pass", res.output), p
-    assert "input (20,)" in res.output
-    res = runner.invoke(app, ["gradcheck", str(cfg), "--save", str(env)])
-    saved = json.loads((env / "gradcheck.json").read_text())
-    assert [c["param"] for c in saved] == ["W1", "b1", "W2", "b2", "W3", "b3"]
-    assert saved[0]["shape"] == [20, 20] and all(c["passed"] for c in saved)
-
-
-def test_gradcheck_fails_on_a_wrong_gradient(env, monkeypatch):
-    from dl2424.models import mlp
-    cfg = write_config(env / "g.yaml", {**BASE, "model": {"type": "mlp", "hidden": [20],
-                                                           "init": "xavier"}})
-    real = mlp.MLP.backward
-
-    def wrong(self, dscores, cache):
-        grads = real(self, dscores, cache)
-        grads["b1"] = grads["b1"] * 1.01  # a 1% error in one gradient
-        return grads
-
-    monkeypatch.setattr(mlp.MLP, "backward", wrong)
-    res = runner.invoke(app, ["gradcheck", str(cfg), "--method", "forward", "--tol", "1e-4"])
-    assert res.exit_code == 1
-    assert re.search(r"│ b1 .*FAIL", res.output) and re.search(r"│ W1 .*pass", res.output)
 
 
 def test_version_and_help():

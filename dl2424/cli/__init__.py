@@ -18,12 +18,13 @@ from rich.console import Console  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserError  # noqa: E402
+from .shell import Commands  # noqa: E402
 
 app = typer.Typer(
     name="dl2424",
+    cls=Commands,  # commands by use, one way of naming arguments, completion
     help="Train and study small NumPy neural networks from YAML experiment configs.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 # Written to a pipe or a file, rich would assume 80 columns and cut tables short; there is
@@ -69,8 +70,10 @@ def run():  # console-script entry point
 
 # Each module below adds its commands to `app`.
 from . import (  # noqa: E402,F401
+    config_cmd,
     data_cmd,
     ensemble_cmd,
+    gradcheck_cmd,
     names_cmd,
     predict_cmd,
     report_cmd,

@@ -1,17 +1,34 @@
-"""How a training run looks in the terminal: a rich progress bar, or plain lines in a pipe."""
+"""How a training run looks: one line per evaluation (metrics, elapsed time, updates per
+second), and in a terminal a rich progress bar below those lines."""
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..trainer import Reporter
 
 
-def _fmt_row(row: dict) -> str:
+def _fmt_row(row: dict, elapsed: float, rate: float | None) -> str:
+    speed = f"{rate:7.1f} upd/s" if rate is not None else "      – upd/s"
     return (f"step {row['step']:>6}  epoch {row['epoch']:7.2f}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}")
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
+            f"{_clock(elapsed)} {speed}")
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 class RichReporter(Reporter):
@@ -19,8 +36,10 @@ class RichReporter(Reporter):
         self.console, self.quiet = console, quiet
         self.progress = None
         self.last_val = float("nan")
+        self.t0, self.step0 = time.perf_counter(), 0
 
     def on_start(self, setup, start_step):
+        self.t0, self.step0 = time.perf_counter(), start_step
         e = setup.exp
         self.console.print(
             f"[bold]{e.name}[/]: {e.model.type} on {e.data.type}, {setup.total_steps} updates "
@@ -30,7 +49,8 @@ class RichReporter(Reporter):
         if self.console.is_terminal and not self.quiet:
             self.progress = Progress(
                 TextColumn("[progress.description]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
+                MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                TextColumn("<"), TimeRemainingColumn(),
                 console=self.console, transient=False)
             self.task = self.progress.add_task("training", total=setup.total_steps,
                                                completed=start_step, stats="")
@@ -38,13 +58,21 @@ class RichReporter(Reporter):
 
     def on_step(self, step, lr, loss):
         if self.progress is not None:
+            elapsed = time.perf_counter() - self.t0
+            rate = (step - self.step0) / elapsed if elapsed > 0 else 0.0
             self.progress.update(self.task, completed=step,
-                                 stats=f"lr {lr:.2e} loss {loss:.3f} val acc {self.last_val:.3f}")
+                                 stats=f"lr {lr:.2e} loss {loss:.3f} val acc {self.last_val:.3f} "
+                                 f"{rate:.0f} upd/s")
 
     def on_eval(self, row):
         self.last_val = row["val_acc"]
-        if self.progress is None and not self.quiet:
-            self.console.print(_fmt_row(row), highlight=False, soft_wrap=True)
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.t0
+        done = row["step"] - self.step0
+        rate = done / elapsed if done > 0 and elapsed > 0 else None
+        # with a progress bar, rich prints the line above the bar, which stays at the bottom
+        self.console.print(_fmt_row(row, elapsed, rate), highlight=False, soft_wrap=True)
 
     def close(self):
         if self.progress is not None:

@@ -1,4 +1,4 @@
-"""`train` and `gradcheck`."""
+"""`train` and `lr-range`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.table import Table
 
 from .. import experiment
-from ..atomic import write_json
-from ..build import build
 from ..config import load_experiment
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
-from ..gradcheck import check_experiment
 from ..rundir import RUNS_DIR
 from ..trainer import StopFlag
 from . import app, console, err_console, notice, user_errors
@@ -54,6 +52,47 @@ def _print_summary(run: Path, summary: dict) -> None:
     console.print(f"wall time {summary['wall_time_s']:.1f} s; run folder: [bold]{run}[/]")
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
+             print_config: bool) -> None:
+    """--print-config: the resolved YAML; --dry-run: what a run would take, nothing written."""
+    with user_errors():
+        exp = load_experiment(config, overrides, notice)
+        if print_config:
+            typer.echo(yaml.safe_dump(exp.dump(), sort_keys=False), nl=False)
+            return
+        from ..dryrun import dry_run
+        p = dry_run(exp, resolve_data_dir(data_dir))
+    mem = p["memory"]
+    lines = [
+        f"[bold]{p['name']}[/]: dry run, nothing written",
+        f"data      {exp.data.type}: " + " / ".join(f"{n:,} {k}" for k, n in p["examples"].items())
+        + f"; input {tuple(p['input_shape'])}, {p['classes']} classes",
+        f"model     {exp.model.type}: {p['params']:,} parameters",
+        f"updates   {p['updates']:,} ({p['steps_per_epoch']:,} per epoch), "
+        f"{p['evaluations']:,} evaluations",
+        f"memory    data {_size(mem['data'])}, parameters {_size(mem['params'])}, optimizer "
+        f"state {_size(mem['optimizer'])}, one update {_size(mem['update_peak'])} at peak; "
+        f"about {_size(sum(mem.values()))} in all",
+        f"time      {p['seconds_per_update'] * 1e3:.3g} ms per update, "
+        f"{p['seconds_per_evaluation']:.3g} s per evaluation: ETA {_duration(p['eta_s'])}",
+    ]
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+def _duration(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
 def _install_signal_handlers(stop: StopFlag):
     def handler(signum, frame):
         if stop.signum is not None:  # a second signal: stop now
@@ -75,8 +114,16 @@ def train(
     data_dir: DataDir = None,
     runs_dir: RunsDir = RUNS_DIR,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    print_config: Annotated[bool, typer.Option(
+        "--print-config", help="Print the resolved config (defaults spelled out) and exit.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Build data and model, time a few updates, print sizes, memory and "
+                          "ETA, and exit without a run folder.")] = False,
 ):
     """Train a model from an experiment config; results go to runs/<time>-<name>/."""
+    if print_config or dry_run:
+        return _inspect(configs_of(config, more), set_ or [], data_dir, print_config)
     stop = StopFlag()
     reporter = RichReporter(console, quiet)
     config = configs_of(config, more)
@@ -116,57 +163,6 @@ def train(
             for sig, h in previous.items():
                 signal.signal(sig, h)
     _print_summary(run, summary)
-
-
-@app.command()
-def gradcheck(
-    config: Configs = None,
-    set_: Overrides = None,
-    more: MoreConfigs = None,
-    n: Annotated[int, typer.Option("--n", help="Examples in the batch.")] = 2,
-    dims: Annotated[int, typer.Option(
-        help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
-    method: Annotated[str, typer.Option(
-        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = "centred",
-    h: Annotated[float, typer.Option("--h", help="Finite-difference step.")] = 1e-5,
-    tol: Annotated[float, typer.Option(help="Largest acceptable relative error.")] = 1e-6,
-    eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
-    atol: Annotated[float | None, typer.Option(
-        help="Differences up to this count as agreement: the float64 noise floor of the "
-             "differences, by default 4e-15 / h (4e-10 at h = 1e-5).")] = None,
-    max_entries: Annotated[int | None, typer.Option(
-        help="Check at most this many random entries per parameter.")] = None,
-    save: Annotated[Path | None, typer.Option(
-        help="Also write the table as JSON: to RUN/gradcheck.json for a run folder (the "
-             "report shows it), else to this file.")] = None,
-    data_dir: DataDir = None,
-):
-    """Compare analytic gradients of the cost with finite differences, per parameter."""
-    with user_errors():
-        if method not in ("centred", "forward"):
-            raise UserError(f"--method: {method!r} is not one of centred, forward")
-        exp = load_experiment(configs_of(config, more), set_ or [], notice)
-        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
-        setup = build(exp, resolve_data_dir(data_dir))
-        checks, what = check_experiment(exp, setup.data, n=n, dims=dims or None, h=h,
-                                        method=method, tol=tol, eps=eps,
-                                        atol=atol if atol is not None else 4e-15 / h,
-                                        max_entries=max_entries)
-    t = Table(title=f"gradient check: {what}; {method} differences, h={h:g}")
-    for col in ("param", "shape", "checked", "max |a-n|", "max rel err", f"≤ {tol:g}"):
-        t.add_column(col, justify="left" if col == "param" else "right")
-    for c in checks:
-        t.add_row(c.name, "×".join(map(str, c.shape)), str(c.checked), f"{c.max_abs:.3e}",
-                  f"{c.max_rel:.3e}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
-    console.print(t)
-    if save is not None:
-        file = save / "gradcheck.json" if save.is_dir() else save
-        write_json(file, [{"param": c.name, "shape": list(c.shape), "checked": c.checked,
-                           "max_abs": c.max_abs, "max_rel": c.max_rel, "passed": c.passed}
-                          for c in checks])
-        console.print(f"saved: {file}", highlight=False)
-    if not all(c.passed for c in checks):
-        raise typer.Exit(1)
 
 
 @app.command("lr-range")

@@ -17,7 +17,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 from ..errors import UserError
 from ..registry import DATASETS, Params
 from .bundle import DataBundle, DataInfo, Split
-from .paths import search_dirs
+from .paths import Found, search_dirs
 
 NAME = "cifar10"
 FOLDERS = {"python": "cifar-10-batches-py", "matlab": "cifar-10-batches-mat"}
@@ -56,13 +56,9 @@ class CifarParams(Params):
 
 # ---------------------------------------------------------------------------- finding files
 
-@dataclass
-class Found:
-    folder: Path
-    format: str  # "python" | "matlab"
-
-    def file(self, batch: str) -> Path:
-        return self.folder / (batch + ".mat" if self.format == "matlab" else batch)
+def batch_file(found: Found, batch: str) -> Path:
+    """The file of one batch (or batches.meta) in the python or matlab folder."""
+    return found.folder / (batch + ".mat" if found.format == "matlab" else batch)
 
 
 def _formats(fmt: str) -> list[str]:
@@ -150,7 +146,7 @@ def _as_str(x) -> str:
 
 def read_class_names(found: Found) -> list[str]:
     """The label names from batches.meta (python) or batches.meta.mat (MATLAB)."""
-    path = found.file(META)
+    path = batch_file(found, META)
     d = _read(path, found.format)
     if "label_names" not in d:
         raise UserError(f"{path}: no 'label_names' entry (keys: {sorted(map(str, d))})")
@@ -208,7 +204,7 @@ def read_splits(p: CifarParams, data_dir: Path) -> RawSplits:
     class_names = read_class_names(found)
 
     def batch(name):
-        return read_batch(found.file(name), found.format, len(class_names))
+        return read_batch(batch_file(found, name), found.format, len(class_names))
 
     if p.split == "course":
         train, val = batch(TRAIN_BATCHES[0]), batch(TRAIN_BATCHES[1])
@@ -232,7 +228,7 @@ def read_test(p: CifarParams, data_dir: Path) -> tuple[np.ndarray, np.ndarray, l
     """The raw test batch (X uint8 (n, 3072), y) and the class names, nothing else."""
     found = _locate_or_fail(data_dir, p.format)
     class_names = read_class_names(found)
-    return (*read_batch(found.file(TEST_BATCH), found.format, len(class_names)), class_names)
+    return (*read_batch(batch_file(found, TEST_BATCH), found.format, len(class_names)), class_names)
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -342,7 +338,7 @@ class Augmenter:
 
 # ---------------------------------------------------------------------------- the loader
 
-@DATASETS.register(NAME, CifarParams)
+@DATASETS.register(NAME, CifarParams, locate=locate, search_places=search_places)
 def load(p: CifarParams, data_dir: Path, dtype: np.dtype) -> DataBundle:
     """CIFAR-10 images (python or MATLAB batches) with the course's splits and preprocessing."""
     raw = read_splits(p, data_dir)

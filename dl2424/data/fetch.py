@@ -19,6 +19,7 @@ from rich.progress import (
 
 from ..errors import UserError
 from . import cifar, names
+from .paths import Found
 
 CIFAR_ARCHIVES = {  # format -> (url, pinned hash)
     "python": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -109,8 +110,9 @@ def download(url: str, known_hash: str | None, folder: Path, fname: str, by_hand
 def fetch_cifar10(data_dir: Path, fmt: str = "python") -> FetchResult:
     """The official CIFAR-10 archive (python or MATLAB batches), unpacked into data_dir."""
     url, known_hash = CIFAR_ARCHIVES[fmt]
-    found = cifar.Found(data_dir / cifar.FOLDERS[fmt], fmt)
-    needed = [found.file(b) for b in [*cifar.TRAIN_BATCHES, cifar.TEST_BATCH, cifar.META]]
+    found = Found(data_dir / cifar.FOLDERS[fmt], fmt)
+    batches = [*cifar.TRAIN_BATCHES, cifar.TEST_BATCH, cifar.META]
+    needed = [cifar.batch_file(found, b) for b in batches]
     if all(f.is_file() for f in needed):
         return FetchResult(cifar.NAME, found.folder, already_present=True)
     archive = url.rsplit("/", 1)[-1]

@@ -20,6 +20,7 @@ from pydantic import Field, PositiveInt, model_validator
 from ..errors import UserError
 from ..registry import DATASETS, Params
 from .bundle import DataBundle, DataInfo, Split
+from .paths import Found
 
 NAME = "names"
 NAMES_FILE, LABELS_FILE, VAL_FILE = "ascii_names.txt", "category_labels.txt", "Validation_Inds.txt"
@@ -211,12 +212,6 @@ class NamesParams(Params):
 
 
 # ---------------------------------------------------------------------------- finding files
-
-@dataclass
-class Found:
-    folder: Path
-    format: str  # "course" | "tutorial"
-
 
 def _course_dirs(data_dir: Path) -> list[Path]:
     return [data_dir / "names", data_dir]
@@ -410,7 +405,7 @@ def read_table(p: NamesParams, data_dir: Path) -> NamesTable:
 
 # ---------------------------------------------------------------------------- the loader
 
-@DATASETS.register(NAME, NamesParams)
+@DATASETS.register(NAME, NamesParams, locate=locate, search_places=search_places)
 def load(p: NamesParams, data_dir: Path, dtype: np.dtype) -> DataBundle:
     """Surnames -> language (course A3 files or the PyTorch tutorial), as character indices."""
     t = read_table(p, data_dir)

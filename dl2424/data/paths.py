@@ -36,6 +36,14 @@ def search_dirs(data_dir: Path, folder: str) -> list[Path]:
     return [d for d in direct + deeper if d.is_dir()]
 
 
+@dataclass(frozen=True)
+class Found:
+    """Where a dataset's files are and in which of its formats."""
+
+    folder: Path
+    format: str  # e.g. "python", "matlab" (cifar10); "course", "tutorial" (names)
+
+
 @dataclass
 class DatasetStatus:
     """One row of `dl2424 data list`."""
@@ -48,18 +56,18 @@ class DatasetStatus:
 
 
 def list_datasets(data_dir: Path) -> list[DatasetStatus]:
-    """For each registered dataset: where it is looked for under data_dir and whether present."""
-    # Imported here: the dataset modules import `search_dirs` from this module.
-    from ..registry import DATASETS
-    from . import cifar, names
+    """For each registered dataset: where it is looked for under data_dir and whether present.
+    A dataset registers its `locate(data_dir)` and `search_places(data_dir)` with DATASETS."""
+    from ..registry import DATASETS  # imported here: registering datasets imports this module
 
     rows = []
-    for module in (cifar, names):
-        found = module.locate(data_dir)
+    for name in DATASETS.names():
+        entry = DATASETS[name]
+        found = entry.extras["locate"](data_dir)
         rows.append(DatasetStatus(
-            name=module.NAME,
-            help=DATASETS[module.NAME].help,
-            looked_in=module.search_places(data_dir),
+            name=name,
+            help=entry.help,
+            looked_in=entry.extras["search_places"](data_dir),
             found=found.folder if found else None,
             format=found.format if found else None,
         ))

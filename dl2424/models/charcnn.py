@@ -17,6 +17,7 @@ from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..limits import Footprint
 from ..nn import charconv as cc
+from ..nn import kinks
 from ..nn.layers import dropout_backward, dropout_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, make_init, make_loss
@@ -94,6 +95,7 @@ class CharCNN(Model):
                 h, conv_cache = cc.onehot_conv_forward(h, F, b, *geometry)
             else:
                 h, conv_cache = cc.conv_forward(h, F, b, *geometry)
+            kinks.note_sign("relu", h)
             np.maximum(h, 0, out=h)  # ReLU in place; its output is the backward mask
             relu_out = h
             pool_cache = None

@@ -129,6 +129,9 @@ class CNN(Model):
             self.decay.append(f"W{j}")
         # Evaluation chunks whose im2col matrices stay below 2^24 entries (64 MB in float32).
         self.eval_batch = int(np.clip(2**24 // widest, 1, 2000))
+        # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
+        # update of the same batch size: a forward's cache is valid until the next forward.
+        self.work: dict[str, dict[str, np.ndarray]] = {}
 
     def _pooled(self, h, w):
         k, s, pad = self.pool
@@ -141,14 +144,21 @@ class CNN(Model):
 
     # ------------------------------------------------------------------ conv block
     def _conv_forward(self, x, l, train):
-        """conv -> [batch norm] -> activation for conv layer l."""
-        P = self.params
-        h, c_conv = cv.conv2d_forward(x, P[f"F{l}"], P.get(f"b{l}"), 1, PAD)
+        """conv -> [batch norm] -> activation for conv layer l; x and h are NHWC."""
+        P, work = self.params, self.work.setdefault(f"conv{l}", {})
+        W = P[f"F{l}"]
+        n, Ho, Wo, F = cv.conv_out_shape(x.shape, W.shape, 1, PAD)
+        xp = cv.work_buffer(work, "xp", (n, x.shape[1] + 2 * PAD, x.shape[2] + 2 * PAD, x.shape[3]),
+                        x.dtype)
+        cols = cv.work_buffer(work, "cols", (n, Ho, Wo, KERNEL, KERNEL, x.shape[3]), x.dtype,
+                          zero=False)
+        h, c_conv = cv.conv2d_nhwc_forward(x, W, P.get(f"b{l}"), 1, PAD, xp, cols)
         c_bn = None
-        if self.p.batchnorm:
-            h, c_bn = bn.batchnorm_forward(h, P[f"gamma{l}"], P[f"beta{l}"],
+        if self.p.batchnorm:  # per-channel statistics: the rows of the (n H W, F) matrix
+            h, c_bn = bn.batchnorm_forward(h.reshape(-1, F), P[f"gamma{l}"], P[f"beta{l}"],
                                            bn.layer_state(self.state, f"bn{l}"), train,
                                            self.p.bn_eps, self.p.bn_alpha)
+            h = h.reshape(n, Ho, Wo, F)
         h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
         return h, (c_conv, c_bn, c_act)
 
@@ -156,25 +166,29 @@ class CNN(Model):
         c_conv, c_bn, c_act = cache
         d = layers.activation_backward(dout, c_act)
         if c_bn is not None:
-            d, grads[f"gamma{l}"], grads[f"beta{l}"] = bn.batchnorm_backward(d, c_bn)
+            d2, grads[f"gamma{l}"], grads[f"beta{l}"] = bn.batchnorm_backward(
+                d.reshape(-1, d.shape[-1]), c_bn)
+            d = d2.reshape(d.shape)
         # The first layer's input is the data: skip its gradient.
-        dx, grads[f"F{l}"], db = cv.conv2d_backward(d, c_conv, input_grad=l > 1)
+        dx, grads[f"F{l}"], db = cv.conv2d_nhwc_backward(d, c_conv, input_grad=l > 1,
+                                                         scratch=self.work[f"conv{l}"])
         if db is not None:
             grads[f"b{l}"] = db
         return dx
 
     # ------------------------------------------------------------------ whole network
     def forward(self, X, train: bool, rng=None):
-        """X (n, C*H*W) flat images -> scores (n, K), cache."""
-        h = X.reshape(X.shape[0], *self.image_shape)
+        """X (n, C*H*W) flat images -> scores (n, K), cache. The feature maps are NHWC."""
+        h = X.reshape(X.shape[0], *self.image_shape).transpose(0, 2, 3, 1)
         caches = []
         for kind, l in self.blocks:
             if kind == "pool":
-                h, c = cv.maxpool_forward(h, *self.pool)
+                h, c = cv.maxpool_nhwc_forward(h, *self.pool)
             else:
                 h, c = self._conv_forward(h, l, train)
             caches.append(c)
-        h, c_flat = cv.flatten_forward(h)
+        # the fc layers read the features in C, H, W order (as a flat NCHW map)
+        h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))
         fc_caches = []
         for j in range(1, self.n_fc + 1):
             c_drop = c_act = None
@@ -197,10 +211,10 @@ class CNN(Model):
             d, grads[f"W{j}"], grads[f"bW{j}"] = layers.affine_backward(d, c_aff)
             if c_drop is not None:
                 d = layers.dropout_backward(d, c_drop)
-        d = cv.flatten_backward(d, c_flat)
+        d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
         for (kind, l), c in zip(reversed(self.blocks), reversed(caches), strict=True):
             if kind == "pool":
-                d = cv.maxpool_backward(d, c)
+                d = cv.maxpool_nhwc_backward(d, c)
             else:
                 d = self._conv_backward(d, c, l, grads)
         return grads

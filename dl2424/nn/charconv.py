@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.lib.stride_tricks import as_strided
 
+from . import kinks
+
 
 @dataclass(frozen=True)
 class ConvSpec:
@@ -360,6 +362,7 @@ def maxpool_forward(x, width, stride):
     wins = as_strided(x, (n, pool_length(L, width, stride), width, c),
                       (s0, stride * s1, s1, s2), writeable=False)
     arg = wins.argmax(axis=2)
+    kinks.note_choice("maxpool", arg)
     out = np.take_along_axis(wins, arg[:, :, None], axis=2)[:, :, 0]
     return out, (arg, x.shape, width, stride)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kinks
+
 
 def affine_forward(x, W, b):
     """out = x W + b.  Returns (out, cache)."""
@@ -29,6 +31,7 @@ def affine_backward_params(dout, cache):
 
 
 def relu_forward(x):
+    kinks.note_sign("relu", x)
     out = np.maximum(x, 0)
     return out, out
 
@@ -41,6 +44,7 @@ def relu_backward(dout, cache):
 def leaky_relu_forward(x, slope):
     """max(0, x) + slope * min(0, x) (UvA 2019, default slope 0.02); for 0 <= slope < 1
     that is max(x, slope x), which avoids np.where's slow masked select."""
+    kinks.note_sign("relu", x)
     return np.maximum(x, slope * x), (x, slope)
 
 

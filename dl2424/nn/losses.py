@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import LOSSES
+from . import kinks
 
 
 def one_hot(y, K, dtype):
@@ -49,6 +50,7 @@ def multiclass_svm(s, target, w=None, margin=1.0):
     rows = np.arange(n)
     m = s - s[rows, target][:, None] + margin
     m[rows, target] = 0
+    kinks.note_sign("hinge", m)
     active = (m > 0).astype(s.dtype)
     w = _weights(w, n, s.dtype)
     loss = (w * np.maximum(m, 0).sum(axis=1)).sum() / n

@@ -1,0 +1,112 @@
+"""`gradcheck`: analytic gradients against finite differences or torch autograd."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..atomic import write_json
+from ..build import build
+from ..config import load_experiment
+from ..data.paths import resolve_data_dir
+from ..errors import UserError
+from ..gradcheck import Options
+from ..gradcheck import gradcheck as run_gradcheck
+from ..gradcheck.table import report_table
+from . import app, console, notice, user_errors
+from .train_cmd import Configs, DataDir, MoreConfigs, Overrides, configs_of
+
+
+class _LateProgress:
+    """A progress bar that appears once a check has run for a second (most take less)."""
+
+    def __init__(self, delay: float = 1.0):
+        self.start, self.delay, self.bar, self.task = time.monotonic(), delay, None, None
+
+    def __call__(self, done: int, total: int, name: str):
+        if self.bar is None:
+            if time.monotonic() - self.start < self.delay or not console.is_terminal:
+                return
+            self.bar = Progress(TextColumn("checking {task.fields[param]}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                                transient=True)
+            self.task = self.bar.add_task("check", total=total, param=name)
+            self.bar.start()
+        self.bar.update(self.task, completed=done, param=name)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def gradcheck(
+    config: Configs = None,
+    set_: Overrides = None,
+    more: MoreConfigs = None,
+    against: Annotated[str, typer.Option(
+        help="numerical (finite differences) or torch (PyTorch autograd in float64, "
+             "needs the torch extra).")] = "numerical",
+    n: Annotated[int | None, typer.Option(
+        "--n", help="Examples in the batch; default 2 (8 against torch: batch norm on two "
+                    "examples is too ill-conditioned for a 1e-10 comparison).")] = None,
+    dims: Annotated[int, typer.Option(
+        help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
+    crop: Annotated[int, typer.Option(
+        help="Centre crop of CROP x CROP pixels for image ConvNets, or the smallest larger "
+             "one the network accepts (0 = whole images).")] = 8,
+    at: Annotated[str, typer.Option(
+        help="generic: move exact zeros and ties of the initial weights by a small seeded "
+             "jitter, off the kinks; init: the initial weights as they are.")] = "generic",
+    method: Annotated[str, typer.Option(
+        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = "centred",
+    h: Annotated[float | None, typer.Option(
+        "--h", help="Finite-difference step for every parameter; default: per parameter, "
+                    "1e-3 of its size, at most 1e-5.")] = None,
+    tol: Annotated[float | None, typer.Option(
+        help="Largest acceptable relative error; default 1e-6 against finite differences, "
+             "1e-10 against torch.")] = None,
+    eps: Annotated[float, typer.Option(help="Floor of the relative error's denominator.")] = 1e-8,
+    atol: Annotated[float | None, typer.Option(
+        help="Differences up to this count as agreement; default: the float64 noise floor, "
+             "8 eps max(1, |J|) / h.")] = None,
+    max_entries: Annotated[int | None, typer.Option(
+        help="Check at most this many random entries per parameter (0 = all); default: "
+             "all of small parameters, a sample of about 400 entries in all.")] = None,
+    save: Annotated[Path | None, typer.Option(
+        help="Also write the report as JSON: to RUN/gradcheck.json for a run folder (the "
+             "report shows it), else to this file.")] = None,
+    data_dir: DataDir = None,
+):
+    """Compare analytic gradients of the cost with finite differences (or torch), per
+    parameter; exit 1 when a parameter disagrees."""
+    progress = _LateProgress()
+    with user_errors():
+        for name, value, choices in (("--against", against, ("numerical", "torch")),
+                                     ("--at", at, ("generic", "init")),
+                                     ("--method", method, ("centred", "forward"))):
+            if value not in choices:
+                raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        exp = load_experiment(configs_of(config, more), set_ or [], notice)
+        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
+        setup = build(exp, resolve_data_dir(data_dir))
+        opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
+                       max_entries=max_entries, at=at)
+        try:
+            reports = run_gradcheck(exp, setup.data, n=n, dims=dims or None, crop=crop or None,
+                                    against=against, opts=opts, progress=progress)
+        finally:
+            progress.close()
+    for rep in reports:
+        console.print(report_table(rep))
+        console.print(rep.summary(), highlight=False)
+    if save is not None:
+        file = save / "gradcheck.json" if save.is_dir() else save
+        write_json(file, [rep.to_json() for rep in reports])
+        console.print(f"saved: {file}", highlight=False)
+    if not all(rep.passed for rep in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,61 @@
+"""`train --dry-run`: build everything a run needs, time a few updates, write nothing.
+
+What it reports is measured, not guessed: the array sizes of the data, parameters and
+optimizer state after the timed updates, the peak of the memory NumPy allocates during one
+update (tracemalloc sees NumPy's buffers), and an ETA from the timed updates and one timed
+evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+from .build import build
+from .config import Experiment
+from .trainer import Trainer
+
+
+def _nbytes(*arrays) -> int:
+    return sum(int(a.nbytes) for a in arrays if isinstance(a, np.ndarray))
+
+
+def dry_run(exp: Experiment, data_dir: Path, timed_steps: int = 5) -> dict:
+    setup = build(exp, data_dir)  # raises UserError on anything wrong, like train does
+    trainer = Trainer(setup, None)  # no run folder: nothing is written
+    d = setup.data
+    trainer.train_step()  # warm-up (first-touch allocations, optimizer state)
+    tracemalloc.start()
+    try:
+        trainer.train_step()
+        _, step_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    n = max(1, min(timed_steps, setup.total_steps))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        trainer.train_step()
+    per_step = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    trainer.evaluate_now()
+    per_eval = time.perf_counter() - t0
+    n_evals = setup.total_steps // setup.eval_every + 1
+    splits = {"train": d.train, "val": d.val} | ({"test": d.test} if d.test else {})
+    data_bytes = sum(_nbytes(s.X, s.y, s.T) for s in splits.values())
+    state = [v for v in setup.optimizer.state.values()] if hasattr(setup.optimizer, "state") \
+        else []
+    return {
+        "name": exp.name,
+        "examples": {k: len(s) for k, s in splits.items()},
+        "input_shape": list(d.info.input_shape), "classes": d.info.n_classes,
+        "params": setup.model.n_params(),
+        "updates": setup.total_steps, "steps_per_epoch": setup.steps_per_epoch,
+        "evaluations": n_evals,
+        "memory": {"data": data_bytes, "params": _nbytes(*setup.model.params.values()),
+                   "optimizer": _nbytes(*state), "update_peak": int(step_peak)},
+        "seconds_per_update": per_step, "seconds_per_evaluation": per_eval,
+        "eta_s": setup.total_steps * per_step + n_evals * per_eval,
+    }
