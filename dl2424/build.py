@@ -47,6 +47,9 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
     """Everything a trainer needs; raises UserError before anything is written."""
     dtype = np.dtype(exp.dtype)
     data = data or load_dataset(exp.data, data_dir, dtype)
+    if data.info.meta.get("task") == "lm":  # a character language model (text dataset)
+        from .seqtrain import build_text
+        return build_text(exp, data)
     n_train, B = len(data.train), exp.train.batch_size
     sampler = SAMPLERS[exp.sampler.type].factory(exp.sampler.params, data.train.y, B)
     if sampler.steps_per_epoch < 1:
@@ -55,7 +58,15 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
                         f"of {n_train}); use a smaller batch")
     model = build_model(exp, data.info, dtype)
     optimizer = OPTIMIZERS[exp.optimizer.type].factory(exp.optimizer.params)
-    spe = sampler.steps_per_epoch
+    schedule, total = build_schedule(exp, sampler.steps_per_epoch)
+    t = exp.train
+    eval_every = min(t.eval_every or sampler.steps_per_epoch, total)
+    return Setup(exp, data, model, optimizer, schedule, sampler, total, eval_every,
+                 t.checkpoint_every or eval_every)
+
+
+def build_schedule(exp: Experiment, spe: int):
+    """The learning-rate schedule and the run's total update steps (spe per epoch)."""
     t = exp.train
     kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
     if t.cycles:
@@ -63,8 +74,5 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
             .cycle_steps(t.cycles)
     else:
         total = t.steps if t.steps else t.epochs * spe
-    schedule = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw)
-    eval_every = min(t.eval_every or spe, total)
-    limits.check_length(total, eval_every)
-    return Setup(exp, data, model, optimizer, schedule, sampler, total, eval_every,
-                 t.checkpoint_every or eval_every)
+    limits.check_length(total, min(t.eval_every or spe, total))
+    return SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw), total

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from . import (
     components,  # noqa: F401  (fills the registries)
@@ -40,6 +47,17 @@ class TrainConfig(Params):
     keep_confusions: bool = Field(True, description="save every evaluation's val confusion")
     snapshots: bool = Field(False, description="save the parameters at the end of every "
                             "cycle of a cyclic schedule (snapshot ensembles, A2 bonus)")
+    # Recurrent language models (the text dataset); see dl2424/seqtrain.py.
+    clip: PositiveFloat | None = Field(
+        None, description="text models: clip every gradient entry to [-clip, clip] (A4: 5)")
+    clip_norm: PositiveFloat | None = Field(
+        None, description="text models: rescale the gradient to this global L2 norm if larger")
+    synth_every: PositiveInt | None = Field(
+        None, description="text models: sample synth_length characters every this many updates")
+    synth_length: PositiveInt = Field(200, description="text models: characters per sample")
+    val_every: PositiveInt | None = Field(
+        None, description="text models: validation loss every this many updates "
+        "(default: at every checkpoint)")
 
     @model_validator(mode="after")
     def _one_length(self):

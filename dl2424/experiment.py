@@ -19,7 +19,7 @@ from .config import Experiment, validate
 from .data.bundle import DataInfo
 from .data.names import Encoder
 from .errors import UserError
-from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer
+from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer, trainer_for
 
 
 def versions() -> dict:
@@ -121,7 +121,7 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
         rundir.write_config(run, exp.dump(), overrides)
         write_json(run / "data.json", setup.data.info.to_json())
         save_normalisation(setup, run)
-        trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
+        trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -188,7 +188,7 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = Trainer(setup, run, tblog.attach(reporter, run), stop)
+    trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
     trainer.resume_from(ckpt)
     return setup, trainer, previous
 

@@ -324,3 +324,9 @@ class Trainer:
                 model.state.update(saved_state)
         return out
 
+
+
+def trainer_for(setup):
+    """The trainer class of a setup: Trainer, or the one the setup names (text models:
+    seqtrain.TextTrainer)."""
+    return getattr(setup, "trainer", Trainer)

@@ -73,6 +73,7 @@ from . import (  # noqa: E402,F401
     config_cmd,
     data_cmd,
     ensemble_cmd,
+    generate_cmd,
     gradcheck_cmd,
     names_cmd,
     predict_cmd,

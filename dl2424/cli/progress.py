@@ -20,6 +20,11 @@ from ..trainer import Reporter
 
 def _fmt_row(row: dict, elapsed: float, rate: float | None) -> str:
     speed = f"{rate:7.1f} upd/s" if rate is not None else "      – upd/s"
+    if "smooth_loss" in row:  # a text model's row (dl2424/seqtrain.py)
+        val = row.get("val_loss", float("nan"))
+        return (f"step {row['step']:>7}  epoch {row['epoch']:7.3f}  lr {row['lr']:.2e}  "
+                f"loss {row['loss']:.4f}  smooth loss {row['smooth_loss']:.4f}"
+                + (f"  val loss {val:.4f}" if val == val else "") + f"  {_clock(elapsed)} {speed}")
     return (f"step {row['step']:>6}  epoch {row['epoch']:7.2f}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
@@ -65,7 +70,7 @@ class RichReporter(Reporter):
                                  f"{rate:.0f} upd/s")
 
     def on_eval(self, row):
-        self.last_val = row["val_acc"]
+        self.last_val = row.get("val_acc", row.get("smooth_loss"))
         if self.quiet:
             return
         elapsed = time.perf_counter() - self.t0

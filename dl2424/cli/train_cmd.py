@@ -42,7 +42,10 @@ def _print_summary(run: Path, summary: dict) -> None:
     t.add_column("final", justify="right")
     t.add_column("best val", justify="right")
     final, best = summary.get("final") or {}, summary.get("best") or {}
-    for k in ("step", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc"):
+    for k in ("step", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc",
+              "smooth_loss"):  # smooth_loss: text models
+        if k not in final and k not in best:
+            continue
         fmt = (lambda v: str(v)) if k == "step" else (lambda v: f"{v:.4f}")
         t.add_row(k, fmt(final[k]) if k in final else "", fmt(best[k]) if k in best else "")
     if "test" in summary:
