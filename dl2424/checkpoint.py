@@ -144,13 +144,14 @@ def restore(ckpt: Checkpoint, model, optimizer=None, where: str = "checkpoint") 
 
 
 def _check_slots(optim: dict, params: dict, where: str) -> None:
-    """Optimizer state: a step counter `t`, and slots `<slot>.<param>` shaped as the param."""
+    """Optimizer state: a slot `<slot>.<param>` has its parameter's shape and dtype; any
+    other entry (a step counter, a slot over all parameters at once) holds numbers."""
     for k, v in optim.items():
-        slot, _, name = k.partition(".")
-        if not name:
-            ok = k == "t" and v.shape == () and v.dtype.kind == "i"
+        _, _, name = k.partition(".")
+        if name in params:
+            ok = v.shape == params[name].shape and v.dtype == params[name].dtype
         else:
-            ok = name in params and v.shape == params[name].shape and v.dtype == params[name].dtype
+            ok = v.dtype.kind in "fiu"
         if not ok:
             raise UserError(f"{where}: optimizer state {k} ({v.dtype}, shape {v.shape}) does "
                             "not belong to this model's parameters; the checkpoint is from "

@@ -68,9 +68,8 @@ def _problems(d) -> list[str]:
     shape, names = d.get("input_shape"), d.get("class_names")
     if not isinstance(shape, list) or not shape or not all(map(_count, shape)):
         out.append(f"input_shape {shape!r} is not a list of positive sizes")
-    if (not isinstance(names, list) or len(names) < 2
-            or not all(isinstance(c, str) and c for c in names)):
-        out.append("class_names is not a list of at least two names")
+    if not isinstance(names, list) or not all(isinstance(c, str) and c for c in names):
+        out.append("class_names is not a list of names")
     elif len(set(names)) != len(names):
         out.append("class_names repeats a name")
     meta = d.get("meta", {})
