@@ -156,3 +156,14 @@ def _check_slots(optim: dict, params: dict, where: str) -> None:
             raise UserError(f"{where}: optimizer state {k} ({v.dtype}, shape {v.shape}) does "
                             "not belong to this model's parameters; the checkpoint is from "
                             "another architecture or optimizer")
+
+
+def update_meta(path: Path, **changes) -> None:
+    """Same arrays, metadata changed (a run made longer: its new config hash and length)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"])) | changes
+    arrays["meta"] = np.array(json.dumps(meta))
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+    write_json(path.with_suffix(".json"), meta, fsync=False)
