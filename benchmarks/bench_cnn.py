@@ -1,47 +1,77 @@
-"""ms per update of image ConvNets (model `cnn`) on CIFAR-size input in float32.
+"""ms per update of image ConvNets (model `cnn`) beside PyTorch CPU, at 1 and 2 threads.
 
-One update = loss, backward and an Adam step on a fixed random batch. The table shows the
-median (and best) over repeats, the matmul GFLOP/s the median achieves (convolution and fc
-products only: BN, pooling, activations and im2col count as zero work) and that as a fraction
-of this machine's float32 matmul peak, measured here with the same BLAS thread count.
+One update = loss, backward and an Adam step (lr 1e-4) on a fixed random CIFAR-size batch,
+float32. dl2424 and, when `import torch` works, the same network in PyTorch (Conv2d,
+BatchNorm2d, ReLU, MaxPool2d, Linear; NCHW, as a student writes it) are timed in one process,
+interleaved round by round (dl2424 1 thread, torch 1 thread, dl2424 2 threads, torch 2 threads),
+so that the load of other processes hits all four alike; the table shows the median of the
+rounds. "ratio" is dl2424 / PyTorch at equal threads (below 1: dl2424 is faster). GFLOP/s
+counts the products only (convolutions forward, dW and dx except for the first layer, and the
+fc layers: BN, pooling and activations count as zero work); "of peak" relates it to a
+2048^3 float32 matmul measured here with the same number of threads.
 
-    .venv/bin/python benchmarks/bench_cnn.py [--threads 1] [--repeats 5] [--clock wall]
+    .venv/bin/python benchmarks/bench_cnn.py [--repeats 5] [--threads 1 2] [--rows 0 4]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
+# dl2424's own default is one BLAS thread; the thread count is set at run time below.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 sys.path.insert(0, str(Path(__file__).parent))
-from common import matmul_peak_gflops, parse_args, seconds_per_call, timer  # noqa: E402
-
-OPTS = parse_args(__doc__)  # sets the BLAS threads: before NumPy loads
-
 import numpy as np  # noqa: E402
+from common import matmul_peak_gflops, seconds_per_call, torch_or_none  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import dl2424.models.cnn  # noqa: E402,F401  (registers the model)
 import dl2424.optim  # noqa: E402,F401  (registers the optimizers)
 from dl2424.data.bundle import DataInfo  # noqa: E402
+from dl2424.nn import parallel  # noqa: E402
 from dl2424.registry import MODELS, OPTIMIZERS  # noqa: E402
 
-IMAGE, K = (3, 32, 32), 10
+IMAGE, K, LR = (3, 32, 32), 10, 1e-4
 SMALL = [16, "M", 32, "M", 64, "M"]
 POOL2 = {"kernel": 2, "stride": 2, "padding": 0}
 UVA = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
-# (label, model keys, batch sizes, updates per timed repeat)
-CONFIGS = [
-    ("small, 2x2 pool", {"layers": SMALL, "pool": POOL2}, (64, 100), 10),
-    ("small, 2x2 pool, BN", {"layers": SMALL, "pool": POOL2, "batchnorm": True}, (64, 100), 10),
-    ("small, 3x3/2 pool, BN", {"layers": SMALL, "batchnorm": True}, (64, 100), 10),
-    ("wide [32,M,64,M,128,M], 2x2, BN",
-     {"layers": [32, "M", 64, "M", 128, "M"], "pool": POOL2, "batchnorm": True}, (64, 100), 4),
-    ("UvA VGG, BN", {"layers": UVA, "batchnorm": True}, (32,), 1),
+# (label, model keys, batch size, updates per timed round): the rows of issue 17
+ROWS = [
+    ("small [16,M,32,M,64,M], 2x2 pool", {"layers": SMALL, "pool": POOL2}, 100, 4),
+    ("small, 2x2 pool, BN", {"layers": SMALL, "pool": POOL2, "batchnorm": True}, 100, 4),
+    ("small, 3x3/2 pool, BN", {"layers": SMALL, "batchnorm": True}, 100, 4),
+    ("wide [32,M,64,M,128,M], BN",
+     {"layers": [32, "M", 64, "M", 128, "M"], "pool": POOL2, "batchnorm": True}, 100, 2),
+    ("UvA VGG, BN", {"layers": UVA, "batchnorm": True}, 32, 1),
 ]
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is shown")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts to compare (default 1 2)")
+    ap.add_argument("--rows", type=int, nargs=2, default=[0, len(ROWS) - 1],
+                    metavar=("FIRST", "LAST"), help="which rows of the table (0-based)")
+    return ap.parse_args()
+
+
+def build(keys, n):
+    info = DataInfo((int(np.prod(IMAGE)),), [str(k) for k in range(K)],
+                    {"image_shape": list(IMAGE)})
+    p = MODELS["cnn"].params.model_validate(keys)
+    model = MODELS["cnn"].factory(p, info, np.dtype(np.float32), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, info.input_shape[0]), dtype=np.float32)
+    y = rng.integers(0, K, n)
+    return model, X, y
 
 
 def matmul_flops(model, n):
@@ -62,48 +92,99 @@ def matmul_flops(model, n):
     return total
 
 
-def update_fn(keys, n):
-    info = DataInfo((int(np.prod(IMAGE)),), [str(k) for k in range(K)],
-                    {"image_shape": list(IMAGE)})
-    p = MODELS["cnn"].params.model_validate(keys)
-    model = MODELS["cnn"].factory(p, info, np.dtype(np.float32), np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((n, info.input_shape[0]), dtype=np.float32)
-    y = rng.integers(0, K, n)
+def dl2424_step(model, X, y):
     opt = OPTIMIZERS["adam"].factory(OPTIMIZERS["adam"].params())
+    rng = np.random.default_rng(2)
 
     def step():
         _, _, grads = model.loss(X, y, train=True, rng=rng)
-        opt.step(model.params, grads, 1e-4)
+        opt.step(model.params, grads, LR)
 
-    return step, matmul_flops(model, n), model.n_params()
+    return step
 
 
-def time_ms(fn, repeats, number):
-    """(median, best) over `repeats` of the mean time of `number` calls, in milliseconds."""
-    times = [1e3 * t for t in seconds_per_call(fn, repeats, number, 2, timer(OPTS))]
-    return statistics.median(times), min(times)
+def torch_step(torch, keys, X, y):
+    """The same network in PyTorch: 3x3 'same' convs (no bias with BN), BN, ReLU, pools."""
+    p = MODELS["cnn"].params.model_validate(keys)
+    nn, mods, c, side = torch.nn, [], IMAGE[0], IMAGE[1]
+    for item in p.layers:
+        if item == "M":
+            mods.append(nn.MaxPool2d(p.pool.kernel, p.pool.stride, p.pool.padding))
+            side = (side + 2 * p.pool.padding - p.pool.kernel) // p.pool.stride + 1
+            continue
+        mods.append(nn.Conv2d(c, item, 3, padding=1, bias=not p.batchnorm))
+        if p.batchnorm:
+            mods.append(nn.BatchNorm2d(item))
+        mods.append(nn.ReLU())
+        c = item
+    net = nn.Sequential(*mods, nn.Flatten(), nn.Linear(c * side * side, K))
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    loss_fn = nn.CrossEntropyLoss()
+    Xt = torch.from_numpy(X.reshape(-1, *IMAGE).copy())
+    yt = torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(Xt), yt).backward()
+        opt.step()
+
+    return step
+
+
+def set_threads(torch, n):
+    parallel.set_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def time_row(label, keys, n, number, opts, torch):
+    """Median ms per update of each (library, threads), rounds interleaved."""
+    model, X, y = build(keys, n)
+    steps = {("dl2424", t): dl2424_step(model, X, y) for t in opts.threads}
+    if torch is not None:
+        steps.update({("torch", t): torch_step(torch, keys, X, y) for t in opts.threads})
+    times = {key: [] for key in steps}
+    for round_ in range(opts.repeats + 1):  # round 0 warms caches, allocators and pools
+        for (lib, t), step in sorted(steps.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            set_threads(torch, t)
+            ms = 1e3 * seconds_per_call(step, 1, number, 1 if round_ == 0 else 0)[0]
+            if round_:
+                times[lib, t].append(ms)
+    return {key: statistics.median(v) for key, v in times.items()}, matmul_flops(model, n)
 
 
 def main():
-    peak = matmul_peak_gflops(np.float32)
-    table = Table(title=f"cnn update, float32, {OPTS.clock} clock, {OPTS.threads} BLAS "
-                        f"thread(s); float32 matmul peak {peak:.0f} GFLOP/s")
-    for col in ("config", "params", "batch", "ms/update", "best ms", "GFLOP/update",
-                "GFLOP/s", "of peak"):
-        table.add_column(col, justify="left" if col == "config" else "right")
-    for label, keys, batches, number in CONFIGS:
-        for n in batches:
-            step, flops, n_params = update_fn(keys, n)
-            ms, best = time_ms(step, OPTS.repeats, number)
-            rate = flops / ms / 1e6
-            table.add_row(label, f"{n_params:,}", str(n), f"{ms:.1f}", f"{best:.1f}",
-                          f"{flops / 1e9:.2f}", f"{rate:.1f}", f"{rate / peak:.0%}")
+    opts = parse()
+    torch = torch_or_none()
+    peaks = {}
+    for t in opts.threads:
+        set_threads(torch, t)
+        peaks[t] = matmul_peak_gflops(np.float32)
+    table = Table(title="ms per cnn update (float32, Adam, fixed batch), median of "
+                        f"{opts.repeats} interleaved rounds, wall clock")
+    for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio", "GFLOP/s",
+                "of peak"):
+        table.add_column(col, justify="left" if col == "network" else "right")
+    first, last = opts.rows
+    t0 = time.perf_counter()
+    for label, keys, n, number in ROWS[first : last + 1]:
+        ms, flops = time_row(label, keys, n, number, opts, torch)
+        for t in opts.threads:
+            ours, theirs = ms["dl2424", t], ms.get(("torch", t))
+            rate = flops / ours / 1e6
+            table.add_row(label if t == opts.threads[0] else "", str(n), str(t), f"{ours:.1f}",
+                          "-" if theirs is None else f"{theirs:.1f}",
+                          "-" if theirs is None else f"{ours / theirs:.2f}",
+                          f"{rate:.1f}", f"{rate / peaks[t]:.0%}")
     console = Console(width=120)
     console.print(table)
-    # other processes inflate every number above; --clock cpu is steadier then
-    console.print(f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average "
-                  f"{os.getloadavg()[0]:.1f} at the end")
+    torch_note = (f"torch {torch.__version__}" if torch is not None
+                  else "torch not installed: PyTorch column empty (pip install '.[bench]')")
+    peak_note = ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)" for t in opts.threads)
+    console.print(f"float32 matmul peak {peak_note}; numpy {np.__version__}, {torch_note}, "
+                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
+                  f"{time.perf_counter() - t0:.0f} s. Other processes inflate every number: "
+                  "compare within a row.")
 
 
 if __name__ == "__main__":

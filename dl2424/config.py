@@ -11,9 +11,19 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
-from . import components  # noqa: F401  (fills the registries)
+from . import (
+    components,  # noqa: F401  (fills the registries)
+    limits,
+)
 from .compose import Notify, merge, nest, read_with_bases
 from .errors import UserError
 from .registry import DATASETS, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULES, Params, component
@@ -37,6 +47,17 @@ class TrainConfig(Params):
     keep_confusions: bool = Field(True, description="save every evaluation's val confusion")
     snapshots: bool = Field(False, description="save the parameters at the end of every "
                             "cycle of a cyclic schedule (snapshot ensembles, A2 bonus)")
+    # Recurrent language models (the text dataset); see dl2424/seqtrain.py.
+    clip: PositiveFloat | None = Field(
+        None, description="text models: clip every gradient entry to [-clip, clip] (A4: 5)")
+    clip_norm: PositiveFloat | None = Field(
+        None, description="text models: rescale the gradient to this global L2 norm if larger")
+    synth_every: PositiveInt | None = Field(
+        None, description="text models: sample synth_length characters every this many updates")
+    synth_length: PositiveInt = Field(200, description="text models: characters per sample")
+    val_every: PositiveInt | None = Field(
+        None, description="text models: validation loss every this many updates "
+        "(default: at every checkpoint)")
 
     @model_validator(mode="after")
     def _one_length(self):
@@ -207,14 +228,17 @@ def apply_overrides(raw: dict, overrides: list[str], notify: Notify = lambda m: 
 
 def read_yaml(path: Path) -> dict:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = limits.read_text(Path(path), "config")
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a config file") from None
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
                         f"{e.start}); save the config as UTF-8") from None
     except OSError as e:
-        raise UserError(f"{path}: cannot read config ({e.__class__.__name__})") from None
+        raise UserError(f"{path}: cannot read config ({e.strerror or type(e).__name__})"
+                        ) from None
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as e:

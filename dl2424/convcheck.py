@@ -1,4 +1,5 @@
 """Check the MF / MX construction against the course's DebugInfo.mat (Assignment 3, 2020).
+(A .npz file is the 2026 patchify ConvNet's debug_conv_info.npz: see dl2424.patchcheck.)
 
 The file holds one name X_input (d, n_len) one-hot and x_input = vec(X_input), filters
 F (d, k, n_f) and vecF = vec(F), and the expected response S (n_f, n_len - k + 1) and
@@ -40,6 +41,9 @@ class ConvCheck:
     def ok(self, tol: float = 1e-10) -> bool:
         return all(diff <= tol for _, _, diff in self.rows())
 
+    def describe(self) -> str:
+        return f"d={self.d}, k={self.k}, n_f={self.n_f}, n_len={self.n_len}"
+
 
 def _load(path: Path) -> dict:
     from scipy.io import loadmat  # imported here: keeps the CLI quick to start
@@ -50,10 +54,7 @@ def _load(path: Path) -> dict:
         data = loadmat(path)
     except Exception as e:  # scipy raises several types for a damaged or foreign file
         raise UserError(f"{path}: not a readable MATLAB .mat file ({e})") from None
-    missing = [f for f in FIELDS if f not in data]
-    if missing:
-        raise UserError(f"{path}: missing field(s) {', '.join(missing)}; "
-                        f"a DebugInfo.mat needs {', '.join(FIELDS)}")
+    require(path, data, FIELDS, "field", "a DebugInfo.mat")
     out = {}
     for f in FIELDS:
         a = data[f].toarray() if hasattr(data[f], "toarray") else data[f]  # MATLAB sparse
@@ -63,14 +64,27 @@ def _load(path: Path) -> dict:
     return out
 
 
+def require(path, data, names, word: str, what: str) -> None:
+    """One UserError naming every missing field (key) of a debug file."""
+    missing = [k for k in names if k not in data]
+    if missing:
+        raise UserError(f"{path}: missing {word}(s) {', '.join(missing)}; "
+                        f"{what} needs {', '.join(names)}")
+
+
 def _expect(path, field, ok, what):
     if not ok:
         raise UserError(f"{path}: field {field} {what}")
 
 
-def check_debug_file(path) -> ConvCheck:
-    """Reads DebugInfo.mat and compares MF x_input and MX vecF with vecS and S."""
+def check_debug_file(path):
+    """Reads DebugInfo.mat and compares MF x_input and MX vecF with vecS and S; a .npz file
+    is the 2026 patchify debug file instead (dl2424.patchcheck)."""
     path = Path(path)
+    if path.suffix.lower() == ".npz":
+        from .patchcheck import check_patch_file
+
+        return check_patch_file(path)
     a = _load(path)
     F = a["F"] if a["F"].ndim == 3 else a["F"].reshape(*a["F"].shape[:2], 1)  # MATLAB drops n_f = 1
     _expect(path, "F", F.ndim == 3, f"should be d x k x n_f, got shape {a['F'].shape}")

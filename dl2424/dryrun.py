@@ -16,7 +16,7 @@ import numpy as np
 
 from .build import build
 from .config import Experiment
-from .trainer import Trainer
+from .trainer import trainer_for
 
 
 def _nbytes(*arrays) -> int:
@@ -25,7 +25,7 @@ def _nbytes(*arrays) -> int:
 
 def dry_run(exp: Experiment, data_dir: Path, timed_steps: int = 5) -> dict:
     setup = build(exp, data_dir)  # raises UserError on anything wrong, like train does
-    trainer = Trainer(setup, None)  # no run folder: nothing is written
+    trainer = trainer_for(setup)(setup, None)  # no run folder: nothing is written
     d = setup.data
     trainer.train_step()  # warm-up (first-touch allocations, optimizer state)
     tracemalloc.start()
@@ -43,7 +43,8 @@ def dry_run(exp: Experiment, data_dir: Path, timed_steps: int = 5) -> dict:
     trainer.evaluate_now()
     per_eval = time.perf_counter() - t0
     n_evals = setup.total_steps // setup.eval_every + 1
-    splits = {"train": d.train, "val": d.val} | ({"test": d.test} if d.test else {})
+    splits = {k: s for k, s in (("train", d.train), ("val", d.val), ("test", d.test))
+              if s is not None}
     data_bytes = sum(_nbytes(s.X, s.y, s.T) for s in splits.values())
     state = [v for v in setup.optimizer.state.values()] if hasattr(setup.optimizer, "state") \
         else []

@@ -26,6 +26,14 @@ class AdamParams(SGDParams):
     eps: float = Field(1e-8, gt=0)
 
 
+class AdaGradParams(SGDParams):
+    eps: float = Field(1e-8, gt=0, description="added under the square root (A4: 1e-8)")
+
+
+class RMSPropParams(AdaGradParams):
+    gamma: float = Field(0.9, ge=0, lt=1, description="decay of the squared-gradient average")
+
+
 class Optimizer:
     def __init__(self, p):
         self.p = p
@@ -90,6 +98,23 @@ class Adam(Optimizer):
         w -= step * m / (np.sqrt(v) + w.dtype.type(self.p.eps))
 
 
+class AdaGrad(Optimizer):
+    # A4 hand-out: m <- m + g^2;  w <- w - lr g / sqrt(m + eps)
+    def update(self, key, w, dw, lr):
+        m = self.slot("m", key, w)
+        m += dw * dw
+        w -= lr * dw / np.sqrt(m + w.dtype.type(self.p.eps))
+
+
+class RMSProp(Optimizer):
+    # m <- gamma m + (1 - gamma) g^2;  w <- w - lr g / sqrt(m + eps)
+    def update(self, key, w, dw, lr):
+        m = self.slot("m", key, w)
+        m *= w.dtype.type(self.p.gamma)
+        m += w.dtype.type(1 - self.p.gamma) * dw * dw
+        w -= lr * dw / np.sqrt(m + w.dtype.type(self.p.eps))
+
+
 @OPTIMIZERS.register("sgd", SGDParams)
 def sgd(p):
     """Plain mini-batch gradient descent: w <- w - lr dw."""
@@ -112,3 +137,15 @@ def nesterov(p):
 def adam(p):
     """Adam (beta1, beta2, eps) with bias correction."""
     return Adam(p)
+
+
+@OPTIMIZERS.register("adagrad", AdaGradParams)
+def adagrad(p):
+    """AdaGrad (A4): per-weight steps lr / sqrt(sum of squared gradients + eps)."""
+    return AdaGrad(p)
+
+
+@OPTIMIZERS.register("rmsprop", RMSPropParams)
+def rmsprop(p):
+    """RMSProp: steps lr / sqrt(running average of squared gradients (gamma) + eps)."""
+    return RMSProp(p)

@@ -15,6 +15,7 @@ class Stream(IntEnum):
     STEP = 2  # dropout masks and augmentation at update step t
     EVAL = 3  # the fixed training subset used for evaluation
     CHECK = 4  # gradient checks
+    SAMPLE = 5  # text synthesis at update step t
 
 
 def generator(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from .atomic import atomic_open, write_json, write_text
 from .errors import UserError
 
 RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
+SWEEPS_DIR = Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))
 
 
 def create(root: Path, name: str, now: float | None = None) -> Path:
@@ -49,6 +51,15 @@ def remove_partial_files(path: Path) -> None:
 def write_config(path: Path, config: dict, overrides: list[str]) -> None:
     write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_text(path / "overrides.yaml", yaml.safe_dump(list(overrides)))
+
+
+def read_overrides(path: Path) -> list[str]:
+    """The --set values a run was made with (overrides.yaml), [] when missing or unreadable."""
+    try:
+        items = yaml.safe_load((path / "overrides.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    return [str(i) for i in items] if isinstance(items, list) else []
 
 
 def write_rows(file: Path, rows: list[dict]) -> None:
@@ -180,3 +191,24 @@ def is_stale(summary: dict) -> bool:
     pid = summary.get("pid")
     return (summary.get("status") == "running" and isinstance(pid, int)
             and summary.get("host") == socket.gethostname() and not _alive(pid))
+
+
+def check_removable(paths: list[Path]) -> None:
+    """Refuse (before deleting anything) a run being trained or a trial of a sweep."""
+    for path in paths:
+        lock = path / LOCK
+        try:
+            holder = json.loads(lock.read_text()) if lock.exists() else None
+        except (OSError, ValueError):
+            holder = None
+        if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
+                and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
+            raise UserError(f"{path}: being trained by process {holder['pid']}; stop it first")
+        if path.parent.name == "runs" and (path.parent.parent / "sweep.yaml").is_file():
+            raise UserError(f"{path}: a trial of the sweep {path.parent.parent}, listed in its "
+                            "trials.csv; delete the whole sweep folder instead")
+
+
+def remove(path: Path) -> None:
+    """Delete a run folder (after check_removable)."""
+    shutil.rmtree(path)

@@ -17,7 +17,7 @@ def _info(kind, dims=7, side=8):
     classes = [f"c{k}" for k in range(K)]
     if kind == "charcnn":
         return DataInfo((N_LEN,), classes, {"vocab": VOCAB})
-    if kind == "cnn":
+    if kind in ("cnn", "patchnet"):
         return DataInfo((3 * side * side,), classes, {"image_shape": [3, side, side]})
     return DataInfo((dims,), classes)
 

@@ -159,9 +159,10 @@ def test_runs_table_skips_non_runs_and_flags_unreadable(sweep, tmp_path):
     t = runs_table(sweep)
     by_run = {r[0]: r for r in t.rows}
     assert "notes" not in by_run
-    assert by_run["20250109-120000-broken"][2] == "unreadable"
+    col = t.columns.index
+    assert by_run["20250109-120000-broken"][col("status")] == "unreadable"
     assert "summary.json" in t.note
-    assert by_run[names.name][3:5] == ["names", "charcnn"]
+    assert by_run[names.name][col("dataset"):col("model") + 1] == ["names", "charcnn"]
     best = max(r["val_acc"] for r in rundir.read_rows(names / "metrics.csv"))
     assert by_run[names.name][t.columns.index("best val_acc")] == best
     missing = invoke("runs", "--runs-dir", tmp_path / "nowhere")

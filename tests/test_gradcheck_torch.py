@@ -22,6 +22,10 @@ CASES = {
     "cnn no bn, leaky, 2x2 pool": ("cnn", {"layers": [3, "M", 4], "activation": "leaky_relu",
                                           "pool": {"kernel": 2, "stride": 2, "padding": 0}},
                                    {"side": 6}),
+    "patchnet f=4, no bias": ("patchnet", {"f": 4, "nf": 3, "nh": 5, "l2": 0.01}, {}),
+    "patchnet f=2, conv bias, soft targets": ("patchnet", {"f": 2, "nf": 2, "nh": 4,
+                                                           "bias": True, "l2": 0.003},
+                                              {"soft": True}),
 }
 
 

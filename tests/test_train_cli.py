@@ -112,7 +112,8 @@ BAD = [
     ({"train": {"batch_size": 1000, "epochs": 1}}, "train.batch_size: 1000 is larger"),
     ({"optimizer": {"type": "sgd"}}, "optimizer.lr is required"),
     ({"data": {"type": "cifar10", "split": "everything"}}, "data.split: Input should be"),
-    ({"optimizer": {"type": "adamw", "lr": 0.1}}, "registered: adam, momentum, nesterov, sgd"),
+    ({"optimizer": {"type": "adamw", "lr": 0.1}},
+     "registered: adagrad, adam, momentum, nesterov, rmsprop, sgd"),
     ({"colour": "blue"}, "colour: unknown key"),
 ]
 

@@ -21,6 +21,8 @@ app.add_typer(data_app, name="data")
 class DatasetName(StrEnum):
     cifar10 = "cifar10"
     names = "names"
+    goblet = "goblet"  # texts for the recurrent models (fetch only)
+    tinyshakespeare = "tinyshakespeare"
 
 
 class ArchiveFormat(StrEnum):
@@ -55,7 +57,8 @@ def list_cmd(data_dir: DataDir = None):
     console.print(table)
     for r in rows:
         if not r.found:
-            console.print(f"get {r.name}: dl2424 data fetch {r.name}")
+            what = "goblet (or tinyshakespeare)" if r.name == "text" else r.name
+            console.print(f"get {r.name}: dl2424 data fetch {what}")
 
 
 @data_app.command("fetch")
@@ -93,6 +96,10 @@ def inspect_cmd(
     """Print class sizes, overlaps and oddities of a dataset."""
     with user_errors():
         root = resolve_data_dir(data_dir)
+        if name in (DatasetName.goblet, DatasetName.tinyshakespeare):
+            from ..data.text import describe_text
+            console.print(describe_text(name.value, root), highlight=False)
+            return
         facts = inspect_names(root) if name is DatasetName.names else inspect_cifar(root)
     if isinstance(facts, NamesFacts):
         _print_names(facts, limit)

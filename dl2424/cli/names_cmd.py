@@ -1,4 +1,5 @@
-"""Commands for the surname ConvNet (Assignment 3): `convcheck`."""
+"""Commands for the Assignment 3 ConvNets: `convcheck` (surname DebugInfo.mat, patchify
+debug_conv_info.npz)."""
 
 from __future__ import annotations
 
@@ -13,19 +14,23 @@ from . import app, console, user_errors
 
 @app.command()
 def convcheck(
-    path: Annotated[Path, typer.Argument(help="The course's DebugInfo.mat.")],
+    path: Annotated[Path, typer.Argument(
+        help="The course's DebugInfo.mat (surname ConvNet) or debug_conv_info.npz (patchify "
+             "ConvNet, 2026).")],
     tol: Annotated[float, typer.Option(help="Largest max |difference| that passes.")] = 1e-10,
 ):
-    """Check MF·x and MX·vec(F) against the expected response in DebugInfo.mat.
+    """Check the hand-out's convolution matrices against the course's debug file.
 
-    Exit status 0 when both reproduce vecS and S within TOL, 1 otherwise.
+    DebugInfo.mat: MF·x and MX·vec(F) against vecS and S. debug_conv_info.npz: MX·F_all
+    against conv_outputs (keys X 3072 x n, Fs f x f x 3 x nf, conv_outputs; optional
+    conv_flat; W1, b1, W2, b2 for X1 and P; Y for grad_Fs_flat, grad_W1, grad_b1, grad_W2,
+    grad_b2). Exit status 0 when every array is reproduced within TOL, 1 otherwise.
     """
     from ..convcheck import check_debug_file
 
     with user_errors():
         result = check_debug_file(path)
-    table = Table(title=f"{path}  (d={result.d}, k={result.k}, n_f={result.n_f}, "
-                        f"n_len={result.n_len})")
+    table = Table(title=f"{path}  ({result.describe()})")
     for col in ("product", "expected", "max |difference|", "status"):
         table.add_column(col, justify="right" if col == "max |difference|" else "left")
     for product, expected, diff in result.rows():

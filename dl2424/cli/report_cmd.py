@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from ..rundir import RUNS_DIR
-from . import app, console, user_errors
+from .. import rundir
+from ..rundir import RUNS_DIR, SWEEPS_DIR
+from . import app, console, err_console, user_errors
+from .shell import RunsCommands
 
 
 @app.command()
@@ -33,11 +35,25 @@ def report(
         webbrowser.open(index.resolve().as_uri())
 
 
+Wide = Annotated[bool, typer.Option(
+    "--wide", help="Every column, however narrow the terminal (values fold).")]
+Columns = Annotated[str | None, typer.Option(
+    help="Exactly these columns, comma-separated (the run is always shown).")]
+
+
+def print_table(table, wide: bool, columns: str | None) -> None:
+    """Fit the terminal (columns by priority); --wide shows all, as wide as they need."""
+    chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    shown = table.to_rich(console.width, wide, chosen)
+    need = table.needed_width(wide, chosen) if wide or chosen else 0
+    console.print(shown, width=max(console.width, need), crop=False)
+
+
 @app.command()
 def compare(
     patterns: Annotated[list[str], typer.Argument(
-        metavar="PATTERN", help="Run folders, folders of runs, or quoted globs such as "
-        "'runs/*names*'.")],
+        metavar="PATTERN", help="Run folders, sweep folders, folders of either, or quoted "
+        "globs such as 'runs/*names*' or 'sweeps/*'.")],
     sort: Annotated[str | None, typer.Option(
         help="Sort by this column, best first (e.g. val_acc, val_loss, test_acc).")] = None,
     best: Annotated[bool, typer.Option(
@@ -47,23 +63,66 @@ def compare(
                    ] = None,
     markdown: Annotated[Path | None, typer.Option(
         "--markdown", help="Also write the table as Markdown.")] = None,
+    wide: Wide = False,
+    columns: Columns = None,
 ):
     """One row per run: the config keys that differ, then best or final metrics."""
     with user_errors():
         from ..report import compare as compare_runs
 
         table = compare_runs(patterns, "best" if best else "final", sort, csv, markdown)
-    console.print(table.to_rich())
+        print_table(table, wide, columns)
 
 
-@app.command("runs")
+runs_app = typer.Typer(cls=RunsCommands, help="List runs (and sweeps' trials); remove runs.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("ls")
 def list_runs(
+    sources: Annotated[list[str] | None, typer.Argument(
+        metavar="RUNS", help="Run or sweep folders, folders of either, or quoted globs; "
+        "default: the runs and sweeps folders.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help="Only runs with this status (completed, failed, interrupted, running, stale).")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only runs on this dataset.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="Only runs whose name contains this (or matches this glob).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Folder that holds the run folders.")
                         ] = RUNS_DIR,
+    wide: Wide = False,
+    columns: Columns = None,
 ):
-    """List runs: name, date, status, dataset, model, best validation accuracy."""
+    """List runs: name, status, sweep, dataset, model, best validation accuracy."""
     with user_errors():
         from ..report import runs_table
 
-        table = runs_table(runs_dir)
-    console.print(table.to_rich())
+        # --runs-dir names the one folder to list; by default runs/ and sweeps/ (trials)
+        default = [runs_dir] if runs_dir != RUNS_DIR else \
+            [d for d in (RUNS_DIR, SWEEPS_DIR) if d.is_dir()] or [RUNS_DIR]
+        table = runs_table(sources or default, status, dataset, name)
+        print_table(table, wide, columns)
+
+
+@runs_app.command("rm")
+def remove_runs(
+    runs: Annotated[list[str], typer.Argument(
+        metavar="RUN", help="Run folders or quoted globs to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+                   ] = False,
+):
+    """Delete run folders, after showing them and asking."""
+    with user_errors():
+        from ..report import select
+
+        paths = select(runs)
+        rundir.check_removable(paths)
+    for p in paths:
+        console.print(f"  {p}", highlight=False)
+    if not yes and not typer.confirm(f"delete these {len(paths)} run folders?", default=False):
+        err_console.print("nothing deleted")
+        raise typer.Exit(1)
+    for p in paths:
+        rundir.remove(p)
+    console.print(f"deleted {len(paths)} run folder{'s' if len(paths) != 1 else ''}")

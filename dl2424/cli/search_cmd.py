@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +10,12 @@ from rich.table import Table
 
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
+from ..rundir import SWEEPS_DIR
 from ..search import sweep as sweeps
 from ..search.execute import check_backend, open_backend
 from ..search.spec import load_spec
 from . import app, console, err_console, user_errors
 
-SWEEPS_DIR = Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))
 STATUS_STYLE = {"ok": "green", "failed": "red", "pending": "yellow", "running": "cyan"}
 
 
@@ -44,7 +43,8 @@ def top_table(sw: sweeps.Sweep, n: int = 5) -> Table:
         t.add_column(col, justify="left" if col == "run" else "right")
     for rank, tr in enumerate(sw.ranked()[:n], 1):
         t.add_row(str(rank), str(tr.id), *(_value(tr.values[k]) for k in spec.space),
-                  _score(tr.best), _score(tr.final), f"{tr.wall_s or 0:.1f}", tr.run)
+                  _score(tr.best), _score(tr.final), f"{tr.wall_s or 0:.1f}",
+                  str(sw.path / tr.run) if tr.run else "")  # a path that exists from here
     return t
 
 

@@ -123,3 +123,12 @@ class Commands(TyperGroup):
     def get_params(self, ctx):
         tidy(self, ctx)
         return super().get_params(ctx)
+
+
+class RunsCommands(Commands):
+    """`dl2424 runs [RUNS...] [--status ...]` lists (the `ls` subcommand) unless `rm` follows."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["ls", *args]
+        return super().parse_args(ctx, args)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS, Spec
-from . import cifar, names  # noqa: F401  (registers cifar10, names)
+from . import cifar, names, text  # noqa: F401  (registers cifar10, names, text)
 from .bundle import DataBundle, DataInfo, Split
 from .paths import resolve_data_dir
 

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from ..errors import UserError
-from . import cifar, names
+from . import cifar, names, text
 from .paths import Found
 
 CIFAR_ARCHIVES = {  # format -> (url, pinned hash)
@@ -36,6 +36,15 @@ NAMES_FILES = {  # file -> pinned hash
     names.LABELS_FILE: "sha256:01bbbce224450b321f89caf62590a7e3ea9d3cf64ef248d43630f39f5772849f",
 }
 TUTORIAL_URL = "https://download.pytorch.org/tutorial/data.zip"  # no published hash
+TEXT_FILES = {  # name -> (url, pinned hash); saved as <data dir>/text/<text.KNOWN[name]>
+    # The course's book (copyrighted: never shipped), from a public copy at a pinned commit.
+    "goblet": ("https://raw.githubusercontent.com/Sven-Mattus/DeepLearning_Group_98/"
+               "ac05a0a1eb7a857c92dbd57f0311b3f89e11ce64/data/goblet_book.txt",
+               "sha256:509e5a69c608d06db036bee9399516491e343abfeb3b6f26e42bdb20738791e5"),
+    "tinyshakespeare": ("https://raw.githubusercontent.com/karpathy/char-rnn/"
+                        "6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e/data/tinyshakespeare/input.txt",
+                        "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+}
 
 
 @dataclass
@@ -152,6 +161,16 @@ def _fetch_names_tutorial(data_dir: Path) -> FetchResult:
     return FetchResult(names.NAME, folder, {"data.zip": f"sha256:{sha}"}, pinned=False)
 
 
+def fetch_text(name: str, data_dir: Path) -> FetchResult:
+    """One of the known texts (TEXT_FILES) into data_dir/text/, checked against its sha256."""
+    url, known_hash = TEXT_FILES[name]
+    folder, fname = data_dir / "text", text.KNOWN[name]
+    by_hand = (f"place the file by hand: download {url}, check its sha256 is "
+               f"{known_hash.split(':')[1]}, and save it as {folder / fname}.")
+    download(url, known_hash, folder, fname, by_hand)
+    return FetchResult(name, folder, {fname: known_hash})
+
+
 def fetch(name: str, data_dir: Path, fmt: str | None = None,
           source: str | None = None) -> FetchResult:
     """Download dataset `name` into data_dir. fmt is for cifar10, source for names."""
@@ -163,4 +182,9 @@ def fetch(name: str, data_dir: Path, fmt: str | None = None,
         if fmt is not None:
             raise UserError("--format applies to `cifar10` only (names takes --source)")
         return fetch_names(data_dir, source or "course")
-    raise UserError(f"unknown dataset {name!r}; fetchable: {cifar.NAME}, {names.NAME}")
+    if name in TEXT_FILES:
+        if fmt is not None or source is not None:
+            raise UserError(f"--format and --source do not apply to {name}")
+        return fetch_text(name, data_dir)
+    raise UserError(f"unknown dataset {name!r}; fetchable: {cifar.NAME}, {names.NAME}, "
+                    f"{', '.join(TEXT_FILES)}")

@@ -1,19 +1,29 @@
 """2-D convolution, max-pooling and flatten as forward/backward pairs (CS231n style).
 
-Layout NCHW: x is (n, C, H, W); conv weights are (F, C, kh, kw). Output sizes follow the
-usual floor rule H' = (H + 2 pad - kh) // stride + 1.
+Two layouts. The public pairs `conv2d_forward`, `maxpool_forward`, ... take NCHW arrays,
+x (n, C, H, W), and weights (F, C, kh, kw), as the course writes them. The work is done in
+channels-last (NHWC) form by the `*_nhwc` functions, which the image ConvNet uses throughout:
+there every pixel's channels are contiguous, so
 
-The convolution is im2col plus one BLAS matmul over the whole batch: the receptive fields
-of all examples form the columns of a (C kh kw, n H' W') matrix, and the filters
-(F, C kh kw) times it is the output. The columns are gathered, and scattered back in the
-backward pass, with one strided slice per kernel offset (kh * kw slices), never a loop over
-examples or output positions. One large matmul keeps BLAS far busier than a batch of small
-per-example ones (whose dW would also need an (n, F, C kh kw) intermediate).
+- im2col is one copy of a strided view (`sliding_window_view` of the padded input) into a
+  (n Ho Wo, kh kw C) matrix whose rows are receptive fields, and the convolution is one
+  matmul with the filter matrix whose result *is* the NHWC output: no transposes;
+- dx at stride 1 is the convolution of the padded upstream gradient with the flipped,
+  transposed filters (the same im2col and one matmul); other strides add the columns back
+  with one strided slice per kernel offset (col2im);
+- the 2x2 stride-2 max-pool is a max of the two halves of a reshape along W, then along H,
+  with the winner masks from the same comparisons; its backward writes each half in place.
+
+Output sizes follow the floor rule H' = (H + 2 pad - kh) // stride + 1. Ties in max-pool go
+to the first element of the window in row-major order, so each window routes its gradient
+to exactly one input. Functions that take `out=`/buffer arguments write there and allocate
+nothing large; callers may reuse those buffers across updates.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import kinks
 
@@ -30,91 +40,269 @@ def _offset(i, n_out, stride):
     return slice(i, i + stride * (n_out - 1) + 1, stride)
 
 
-def _pad(x, pad, value=0.0):
+def conv_out_shape(x_shape, W_shape, stride, pad):
+    """(n, Ho, Wo, F) of the NHWC convolution of x (n, H, W, C) with W (F, C, kh, kw)."""
+    n, H, Wd, _ = x_shape
+    F, _, kh, kw = W_shape
+    return n, _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad), F
+
+
+# ---------------------------------------------------------------------- NHWC convolution
+def pad_nhwc(x, pad, out=None, value=0.0):
+    """x (n, H, W, C) padded by `pad` on both sides of H and W.
+
+    With `out` (n, H + 2 pad, W + 2 pad, C) only the interior is written: a buffer whose
+    border was filled once (np.zeros) can be reused across calls.
+    """
     if pad == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=value)
+    n, H, W, C = x.shape
+    if out is None:
+        out = np.full((n, H + 2 * pad, W + 2 * pad, C), value, dtype=x.dtype)
+    out[:, pad : pad + H, pad : pad + W] = x
+    return out
 
 
-def im2col(x, kh, kw, stride, pad, Ho, Wo):
-    """Receptive fields of a batch as matrix columns.
+def im2col_nhwc(xp, kh, kw, stride, out=None):
+    """Receptive fields of a padded NHWC batch as matrix rows.
 
     Inputs:
-    - x: (n, C, H, W) input (unpadded)
-    Returns cols (C*kh*kw, n*Ho*Wo): row c*kh*kw + i*kw + j holds channel c at kernel offset
-    (i, j), matching W.reshape(F, -1); column n*Ho*Wo + h*Wo + w is output position (h, w)
-    of example n.
+    - xp: (n, Hp, Wp, C) padded input
+    Returns cols (n, Ho, Wo, kh, kw, C): reshaped to (n Ho Wo, kh kw C), row n Ho Wo + h Wo
+    + w is output position (h, w) of example n, and entry i kw C + j C + c is channel c at
+    kernel offset (i, j), matching `filter_rows`.
     """
-    n, C = x.shape[:2]
-    xp = _pad(x, pad).transpose(1, 0, 2, 3)  # (C, n, Hp, Wp) view; the copy below reorders
-    cols = np.empty((C, kh, kw, n, Ho, Wo), dtype=x.dtype)
+    n, Hp, Wp, C = xp.shape
+    Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (n, Hp-kh+1, Wp-kw+1, C, kh, kw)
+    windows = windows[:, : stride * (Ho - 1) + 1 : stride, : stride * (Wo - 1) + 1 : stride]
+    if out is None:
+        out = np.empty((n, Ho, Wo, kh, kw, C), dtype=xp.dtype)
+    np.copyto(out, windows.transpose(0, 1, 2, 4, 5, 3))
+    return out
+
+
+def col2im_nhwc(dcols, stride, pad, out):
+    """Adjoint of im2col_nhwc: adds each column entry back onto the pixel it came from.
+
+    Inputs:
+    - dcols: (n, Ho, Wo, kh, kw, C)
+    - out: (n, H, W, C) receives dx (the unpadded input's gradient)
+    """
+    n, Ho, Wo, kh, kw, C = dcols.shape
+    _, H, W, _ = out.shape
+    dxp = np.zeros((n, H + 2 * pad, W + 2 * pad, C), dtype=dcols.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, i, j] = xp[:, :, _offset(i, Ho, stride), _offset(j, Wo, stride)]
-    return cols.reshape(C * kh * kw, n * Ho * Wo)
+            dxp[:, _offset(i, Ho, stride), _offset(j, Wo, stride)] += dcols[:, :, :, i, j]
+    out[...] = dxp[:, pad : pad + H, pad : pad + W]
+    return out
 
 
-def col2im(dcols, shape, kh, kw, stride, pad, Ho, Wo):
-    """Adjoint of im2col: adds each column entry back onto the input pixel it came from.
+def filter_rows(W):
+    """(F, C, kh, kw) filters as the (F, kh kw C) matrix whose rows meet im2col_nhwc rows:
+    out = cols @ filter_rows(W).T (a copy that keeps C innermost: cheap even for 512x512)."""
+    F, C, kh, kw = W.shape
+    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(F, kh * kw * C)
+
+
+def filter_gradient(dW_rows, W_shape):
+    """Adjoint of filter_rows: (F, kh kw C) back to (F, C, kh, kw)."""
+    F, C, kh, kw = W_shape
+    return np.ascontiguousarray(dW_rows.reshape(F, kh, kw, C).transpose(0, 3, 1, 2))
+
+
+def flipped_filter_matrix(W):
+    """The (kh kw F, C) matrix of the stride-1 transposed convolution: dx is the convolution
+    of the upstream gradient, padded by k - 1 - pad, with the flipped filters, F -> C."""
+    C = W.shape[1]
+    return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, C)
+
+
+def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
+                        W_rows=None):
+    """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
     Inputs:
-    - dcols: (C*kh*kw, n*Ho*Wo)
-    - shape: (n, C, H, W) of the unpadded input
-    Returns dx (n, C, H, W).
+    - x: (n, H, W, C) input
+    - W: (F, C, kh, kw) filters; b: (F,) biases, or None
+    - xp, cols, out: optional buffers for the padded input (zero border), the im2col
+      matrix and the (n, Ho, Wo, F) output; W_rows: filter_rows(W) if already made
+    Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
-    n, C, H, W = shape
-    dxp = np.zeros((n, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
-    dxp_t = dxp.transpose(1, 0, 2, 3)
-    dcols = dcols.reshape(C, kh, kw, n, Ho, Wo)
-    for i in range(kh):
-        for j in range(kw):
-            dxp_t[:, :, _offset(i, Ho, stride), _offset(j, Wo, stride)] += dcols[:, i, j]
-    return dxp[:, :, pad : pad + H, pad : pad + W]
-
-
-def conv2d_forward(x, W, b, stride=1, pad=0):
-    """Cross-correlation out[n, f] = sum_c x_pad[n, c] * W[f, c] + b[f] at stride `stride`.
-
-    Inputs:
-    - x: (n, C, H, W) input
-    - W: (F, C, kh, kw) filters
-    - b: (F,) biases, or None for none (e.g. when batch norm follows)
-    Returns (out, cache) with out (n, F, Ho, Wo), C-contiguous.
-    """
-    n, C, H, Wd = x.shape
-    F, _, kh, kw = W.shape
-    Ho, Wo = _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad)
-    cols = im2col(x, kh, kw, stride, pad, Ho, Wo)
-    out = W.reshape(F, -1) @ cols  # (F, n*Ho*Wo)
+    n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
+    kh, kw = W.shape[2:]
+    xp = pad_nhwc(x, pad, xp)
+    cols = im2col_nhwc(xp, kh, kw, stride, cols)
+    if out is None:
+        out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
+    W_rows = filter_rows(W) if W_rows is None else W_rows
+    np.matmul(cols.reshape(n * Ho * Wo, -1), W_rows.T, out=out.reshape(-1, F))
     if b is not None:
-        out += b[:, None]
-    out = np.ascontiguousarray(out.reshape(F, n, Ho, Wo).transpose(1, 0, 2, 3))
+        out += b
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
-def conv2d_backward(dout, cache, input_grad=True):
-    """Gradients of conv2d_forward.
+def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, scratch=None):
+    """Gradients of conv2d_nhwc_forward.
 
     Inputs:
-    - dout: (n, F, Ho, Wo) upstream gradient
+    - dout: (n, Ho, Wo, F) upstream gradient
     - input_grad: False skips dx (the first layer, whose input is data) and returns None
+    - dx, scratch: see conv2d_nhwc_input_grad
     Returns (dx, dW, db); db is None when the forward pass had no bias.
     """
     shape, cols, W, has_bias, stride, pad = cache
-    n, F, Ho, Wo = dout.shape
+    d2 = dout.reshape(-1, W.shape[0])
+    dW = filter_gradient(filter_rows_grad(d2, cols), W.shape)
+    db = d2.sum(axis=0) if has_bias else None
+    if not input_grad:
+        return None, dW, db
+    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, scratch), dW, db
+
+
+def filter_rows_grad(dout_rows, cols):
+    """The gradient of filter_rows(W), (F, kh kw C), from dout as an (n Ho Wo, F) matrix."""
+    return dout_rows.T @ cols.reshape(dout_rows.shape[0], -1)
+
+
+def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None, W_flip=None):
+    """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
+
+    At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
+    (W_flip: flipped_filter_matrix(W) if already made); else col2im of dout times the
+    filters. dx: optional output buffer; scratch: optional dict whose "dpad" and "dcols"
+    work arrays are reused across calls.
+    """
+    n, Ho, Wo, F = dout.shape
     kh, kw = W.shape[2:]
-    dout = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(F, n * Ho * Wo)
-    dW = (dout @ cols.T).reshape(W.shape)
-    db = dout.sum(axis=1) if has_bias else None
-    dx = None
-    if input_grad:
-        dcols = W.reshape(F, -1).T @ dout
-        dx = col2im(dcols, shape, kh, kw, stride, pad, Ho, Wo)
-    return dx, dW, db
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+    if stride != 1 or pad > min(kh, kw) - 1:
+        dcols = dout.reshape(-1, F) @ filter_rows(W)
+        return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
+    tp, tq = kh - 1 - pad, kw - 1 - pad
+    dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tp, Wo + 2 * tq, F), dout.dtype)
+    dp[:, tp : tp + Ho, tq : tq + Wo] = dout
+    dc = im2col_nhwc(dp, kh, kw, 1,
+                     work_buffer(scratch, "dcols", (*x_shape[:3], kh, kw, F), dout.dtype, False))
+    W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
+    np.matmul(dc.reshape(-1, W_flip.shape[0]), W_flip, out=dx.reshape(-1, x_shape[3]))
+    return dx
+
+
+def work_buffer(scratch, name, shape, dtype, zero=True):
+    """A work array from `scratch` (dict) reused when its shape and dtype fit, else a new one.
+    New buffers are zeroed when `zero` (padding borders rely on that)."""
+    buf = None if scratch is None else scratch.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+        if scratch is not None:
+            scratch[name] = buf
+    return buf
+
+
+# ---------------------------------------------------------------------- NHWC max-pooling
+def _pool2_halves(x, axis):
+    """The even and odd entries of x along `axis` (1 = H, 2 = W) of an NHWC array, as two
+    views; an odd trailing entry is dropped (floor rule)."""
+    n, H, W, C = x.shape
+    if axis == 2:
+        halves = x[:, :, : W - W % 2].reshape(n, H, W // 2, 2 * C)
+        return halves[..., :C], halves[..., C:]
+    halves = x[:, : H - H % 2].reshape(n, H // 2, 2, W * C)
+    shape = (n, H // 2, W, C)
+    return halves[:, :, 0].reshape(shape), halves[:, :, 1].reshape(shape)
+
+
+def _tail(x, axis):
+    """x without its first entry along `axis`."""
+    return x[:, 1:] if axis == 1 else x[:, :, 1:]
+
+
+def _head(x, axis):
+    """x without its last entry along `axis`."""
+    return x[:, :-1] if axis == 1 else x[:, :, :-1]
+
+
+def _max2_along(x, axis, out, won, won_prev=None):
+    """out = max of the pairs (2i, 2i+1) along `axis`; won = entry 2i wins its pair.
+
+    With won_prev (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
+    first: won_prev = it is the max (ties included), and won is cleared there.
+    """
+    a, b = _pool2_halves(x, axis)
+    np.maximum(a, b, out=out)
+    np.greater_equal(a, b, out=won)
+    if won_prev is not None:
+        o, p = _tail(out, axis), _tail(won_prev, axis)
+        np.greater_equal(_head(b, axis), o, out=p)
+        np.maximum(o, _head(b, axis), out=o)
+        (won_prev[:, 0] if axis == 1 else won_prev[:, :, 0])[...] = False
+        np.greater(won, won_prev, out=won)  # won and not won_prev
+    return out
+
+
+def _unmax2_along(dout, won, axis, dx, won_prev=None):
+    """Adjoint of _max2_along: the gradient goes to the winner of each window."""
+    a, b = _pool2_halves(dx, axis)
+    np.multiply(dout, won, out=a)
+    np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where entry 2i+1 won
+    if won_prev is not None:
+        to_prev = dout * won_prev
+        b -= to_prev  # each window has one winner: this is exact too
+        _head(b, axis)[...] += _tail(to_prev, axis)
+    if dx.shape[axis] % 2:
+        idx = [slice(None)] * 4
+        idx[axis] = -1
+        dx[tuple(idx)] = 0
+    return dx
+
+
+def fast_pool(x_shape, kernel, stride, pad):
+    """Whether maxpool2_nhwc_* handle this pool: 2x2 at stride 2, or 3x3 at stride 2 with
+    padding 1 on even H and W (the UvA network's)."""
+    even = x_shape[1] % 2 == 0 and x_shape[2] % 2 == 0
+    return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
+
+
+def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None):
+    """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
+    with padding 1 (H and W even).
+
+    A max of the two halves of a reshape along W, then along H, with the winner masks from
+    the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
+    in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
+    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache).
+    """
+    n, H, W, C = x.shape
+    Ho, Wo = H // 2, W // 2
+    if min(Ho, Wo) < 1:
+        raise ValueError(f"window 2 (stride 2) is larger than input {min(H, W)}")
+    rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
+    out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
+    won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
+    prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
+    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0])
+    _max2_along(rows, 1, out, won[1], prev[1])
+    kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
+    return out, (x.shape, won, prev, rows)
+
+
+def maxpool2_nhwc_backward(dout, cache, dx=None):
+    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); the `rows`
+    buffer of the forward pass holds the intermediate gradient."""
+    shape, won, prev, rows = cache
+    drows = _unmax2_along(dout, won[1], 1, rows, prev[1])
+    dx = np.empty(shape, dout.dtype) if dx is None else dx
+    _unmax2_along(drows, won[0], 2, dx[:, : rows.shape[1]], prev[0])
+    if shape[1] % 2:
+        dx[:, -1] = 0
+    return dx
 
 
 def _max_along(x, axis, kernel, stride, n_out):
-    """1-D max-pool of x along `axis` (2 = rows, 3 = columns).
+    """1-D max-pool of x along `axis`.
 
     Returns (out, won): won[k] is True where offset k is the first offset that attains the
     maximum, so exactly one offset wins each window, ties included.
@@ -154,35 +342,69 @@ def _unmax_along(dout, won, axis, stride, size):
     return dx
 
 
-def maxpool_forward(x, kernel, stride, pad=0):
-    """Max over kernel x kernel windows at stride `stride`; padding never wins (it is -inf).
+def maxpool_nhwc_forward(x, kernel, stride, pad=0):
+    """Max over kernel x kernel windows at stride `stride` of x (n, H, W, C); padding never
+    wins (it is -inf). The pools of `fast_pool` take `maxpool2_nhwc_forward`.
 
-    The square max is separable: a max along rows of a max along columns. That takes
-    2 * kernel passes instead of kernel^2. Ties go to the first element in row-major order
-    (the first row holding the maximum, then its first column), so each window routes its
-    gradient to exactly one input.
-
-    Inputs:
-    - x: (n, C, H, W)
-    Returns (out, cache) with out (n, C, Ho, Wo).
+    Otherwise the square max is separable: a max along rows of a max along columns, 2 kernel
+    passes instead of kernel^2, ties to the first row holding the maximum, then its first
+    column. Returns (out, cache) with out (n, Ho, Wo, C).
     """
     if pad > kernel // 2:
         raise ValueError(f"max-pool padding {pad} must be at most half the kernel {kernel}")
-    n, C, H, W = x.shape
+    if fast_pool(x.shape, kernel, stride, pad):
+        out, cache = maxpool2_nhwc_forward(x, overlap=kernel == 3)
+        return out, ("stride 2", cache)
+    n, H, W, C = x.shape
     Ho, Wo = _out_size(H, kernel, stride, pad), _out_size(W, kernel, stride, pad)
-    xp = _pad(x, pad, value=-np.inf)
-    rows, won_col = _max_along(xp, 3, kernel, stride, Wo)  # (n, C, Hp, Wo)
-    out, won_row = _max_along(rows, 2, kernel, stride, Ho)  # (n, C, Ho, Wo)
+    xp = pad_nhwc(x, pad, value=-np.inf)
+    rows, won_col = _max_along(xp, 2, kernel, stride, Wo)  # (n, Hp, Wo, C)
+    out, won_row = _max_along(rows, 1, kernel, stride, Ho)  # (n, Ho, Wo, C)
     kinks.note_choice("maxpool", won_row, won_col)
-    return out, (x.shape, won_row, won_col, stride, pad)
+    return out, ("separable", (x.shape, won_row, won_col, stride, pad))
+
+
+def maxpool_nhwc_backward(dout, cache):
+    """Routes each window's gradient to the input that won it. Returns dx (n, H, W, C)."""
+    kind, inner = cache
+    if kind == "stride 2":
+        return maxpool2_nhwc_backward(dout, inner)
+    (n, H, W, C), won_row, won_col, stride, pad = inner
+    drows = _unmax_along(dout, won_row, 1, stride, H + 2 * pad)
+    dxp = _unmax_along(drows, won_col, 2, stride, W + 2 * pad)
+    return dxp[:, pad : pad + H, pad : pad + W]
+
+
+# ---------------------------------------------------------------------- NCHW interface
+def _nhwc(x):
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def _nchw(x):
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def conv2d_forward(x, W, b, stride=1, pad=0):
+    """conv2d_nhwc_forward for NCHW x (n, C, H, W). Returns (out (n, F, Ho, Wo), cache)."""
+    out, cache = conv2d_nhwc_forward(_nhwc(x), W, b, stride, pad)
+    return _nchw(out), cache
+
+
+def conv2d_backward(dout, cache, input_grad=True):
+    """Gradients of conv2d_forward: (dx, dW, db), dx NCHW or None (input_grad False)."""
+    dx, dW, db = conv2d_nhwc_backward(_nhwc(dout), cache, input_grad)
+    return (None if dx is None else _nchw(dx)), dW, db
+
+
+def maxpool_forward(x, kernel, stride, pad=0):
+    """maxpool_nhwc_forward for NCHW x (n, C, H, W). Returns (out (n, C, Ho, Wo), cache)."""
+    out, cache = maxpool_nhwc_forward(_nhwc(x), kernel, stride, pad)
+    return _nchw(out), cache
 
 
 def maxpool_backward(dout, cache):
-    """Routes each window's gradient to the input that won it. Returns dx (n, C, H, W)."""
-    (n, C, H, W), won_row, won_col, stride, pad = cache
-    drows = _unmax_along(dout, won_row, 2, stride, H + 2 * pad)
-    dxp = _unmax_along(drows, won_col, 3, stride, W + 2 * pad)
-    return dxp[:, :, pad : pad + H, pad : pad + W]
+    """Gradient of maxpool_forward, dx (n, C, H, W)."""
+    return _nchw(maxpool_nhwc_backward(_nhwc(dout), cache))
 
 
 def flatten_forward(x):

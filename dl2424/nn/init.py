@@ -32,3 +32,15 @@ def he(p: Params):
     return lambda fan_in, shape, rng, dtype: (
         rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
     ).astype(dtype)
+
+
+class FanInParams(Params):
+    scale: PositiveFloat = 1.0
+
+
+@INITS.register("fan_in", FanInParams)
+def fan_in(p: FanInParams):
+    """N(0, scale/fan_in) (A4 2026: U ~ N(0, 1/(2K)), W ~ N(0, 1/(2m)) with scale 0.5)."""
+    return lambda fan_in, shape, rng, dtype: (
+        rng.standard_normal(shape) * np.sqrt(p.scale / fan_in)
+    ).astype(dtype)

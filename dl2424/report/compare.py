@@ -6,6 +6,7 @@ run without any evaluation yet shows empty metrics instead of disappearing.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import math
 from pathlib import Path
@@ -23,31 +24,53 @@ def _has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def is_sweep(path: Path) -> bool:
+    return (path / "sweep.yaml").is_file() and (path / "runs").is_dir()
+
+
+def runs_in(path: Path) -> list[Path]:
+    """The run folders a path stands for: itself, a sweep's trials, or the runs (and sweeps'
+    trials) in a folder of them such as runs/ or sweeps/."""
+    if is_run(path):
+        return [path]
+    if is_sweep(path):
+        return sorted(c for c in (path / "runs").iterdir() if is_run(c))
+    if not path.is_dir():
+        return []
+    return [r for c in sorted(path.iterdir()) if is_run(c) or is_sweep(c) for r in runs_in(c)]
+
+
 def select(patterns: list[str]) -> list[Path]:
-    """Run folders named by each pattern: a glob ('runs/*names*'), a run folder, or a folder
-    holding run folders (e.g. runs). A glob that matches no run folder is an error."""
+    """Run folders named by each pattern: a glob ('runs/*names*', 'sweeps/*'), a run folder,
+    a sweep folder (its trials), or a folder holding either. A glob that matches no run is
+    an error."""
     if not patterns:
         raise UserError("give run folders or a quoted glob, e.g. 'runs/*cifar*'")
     found = []
     for pattern in patterns:
         if _has_magic(pattern):
             matches = sorted(Path(m) for m in glob.glob(pattern))
-            runs = [m for m in matches if is_run(m)]
+            runs = [r for m in matches for r in runs_in(m)]
             if not runs:
-                what = f"{len(matches)} paths, none of them a run folder" if matches else \
-                    "nothing"
+                what = f"{len(matches)} paths, none of them a run or sweep folder" if matches \
+                    else "nothing"
                 raise UserError(f"{pattern!r} matches {what}; list the runs with `dl2424 runs`")
             found += runs
             continue
         path = Path(pattern)
-        children = sorted(c for c in path.iterdir() if is_run(c)) \
-            if path.is_dir() and not is_run(path) else []
+        children = runs_in(path) if path.is_dir() and not is_run(path) else []
         if children:
             found += children
         else:
             read_run(path)  # a non-run folder or a missing path: raises the clear message
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+def sweep_of(run: Path) -> Path | None:
+    """The sweep folder a trial's run folder lives in (<sweep>/runs/<run>), else None."""
+    return run.parent.parent if run.parent.name == "runs" and is_sweep(run.parent.parent) \
+        else None
 
 
 def _at_row(run: Run, at: str) -> dict:
@@ -72,7 +95,9 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     t = Table(f"{len(runs)} run{'s' if len(runs) != 1 else ''}: "
               + ("at the best validation accuracy" if at == "best" else "at the last evaluation"),
               columns, wide=("epoch", "train_cost", "val_cost", "test_loss", "folder",
-                             *hidden))
+                             *hidden),
+              priority=("run", "status", "val_acc", *sorted(keys, key=lambda k: -spread[k]),
+                        "test_acc", "step", "val_loss", "train_acc", "train_loss"))
     names = [r.name for r in runs]
     unique = len(set(names)) == len(names)
     for run, f in zip(runs, flat, strict=True):
@@ -132,30 +157,65 @@ def compare(patterns: list[str], at: str = "best", sort: str | None = None,
     return table
 
 
-def runs_table(runs_dir: Path) -> Table:
-    """The `runs` command: every run folder under runs_dir, oldest first."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise UserError(f"{runs_dir}: no such folder; train a model first, or point "
-                        "--runs-dir at the folder that holds the run folders")
-    t = Table(f"runs in {runs_dir}", ["run", "started", "status", "dataset", "model",
-                                      "steps", "best val_acc", "test_acc", "wall_time_s"],
-              wide=("started",))  # the run folder's name starts with its start time
-    broken = []
-    for path in sorted(p for p in runs_dir.iterdir() if is_run(p)):
+def runs_table(sources: list[str | Path], status: str | None = None,
+               dataset: str | None = None, name: str | None = None) -> Table:
+    """The `runs` command: the runs under each source (run, sweep or folder of them, or a
+    glob), oldest first, a trial with its sweep; filtered by status, dataset and name (a
+    substring or a glob of the run's name)."""
+    sources = [sources] if isinstance(sources, str | Path) else list(sources)
+    paths = []
+    for source in sources:
+        if not _has_magic(str(source)) and not Path(source).exists():
+            raise UserError(f"{source}: no such folder; train a model first, or give the "
+                            "folder that holds the run folders")
+        paths += select([str(source)]) if _has_magic(str(source)) else runs_in(Path(source))
+    paths = sorted(dict.fromkeys(paths), key=lambda p: (p.name, str(p)))
+    where = ", ".join(str(s) for s in sources)
+    t = Table(f"runs in {where}", ["run", "sweep", "started", "status", "dataset", "model",
+                                   "steps", "best val_acc", "test_acc", "wall_time_s",
+                                   "folder"],
+              wide=("started", "folder"),  # the run folder's name starts with its start time
+              priority=("run", "status", "best val_acc", "sweep", "test_acc", "dataset",
+                        "model", "steps", "wall_time_s"))
+    broken, hidden = [], 0
+    for path in paths:
+        sweep = sweep_of(path)
         try:
             run = read_run(path)
         except UserError as e:
             broken.append(str(e).splitlines()[0])
-            t.rows.append([path.name, None, "unreadable", None, None, None, None, None, None])
+            t.rows.append([path.name, sweep and sweep.name, None, "unreadable", None, None,
+                           None, None, None, None, str(path)])
+            continue
+        if not _wanted(run, status, dataset, name):
+            hidden += 1
             continue
         s = run.summary
         steps = f"{s.get('steps', '?')}/{s.get('total_steps', '?')}" if s else None
-        t.rows.append([run.id, s.get("started"), run.status, run.dataset, run.model, steps,
+        t.rows.append([run.id, sweep and sweep.name, s.get("started"), run.status,
+                       run.dataset, run.model, steps,
                        run.best["val_acc"] if run.best else None,
-                       (s.get("test") or {}).get("acc"), s.get("wall_time_s")])
-    if not t.rows:
-        t.note = f"no run folders in {runs_dir} yet; `dl2424 train CONFIG` makes one"
-    elif broken:
-        t.note = "unreadable: " + "; ".join(broken)
+                       (s.get("test") or {}).get("acc"), s.get("wall_time_s"), str(path)])
+    if not any(r[1] for r in t.rows):  # no trials: no sweep column
+        t.columns.pop(1)
+        t.rows = [r[:1] + r[2:] for r in t.rows]
+    notes = [f"{hidden} more do not match the filters"] if hidden else []
+    if any(r[1] for r in t.rows):
+        notes.append("a trial's folder is <sweep>/runs/<run>")
+    if not t.rows and not hidden:
+        notes.append(f"no run folders in {where} yet; `dl2424 train CONFIG` makes one")
+    if broken:
+        notes.append("unreadable: " + "; ".join(broken))
+    t.note = "; ".join(notes)
     return t
+
+
+def _wanted(run: Run, status: str | None, dataset: str | None, name: str | None) -> bool:
+    if status and run.status != status:
+        return False
+    if dataset and run.dataset != dataset:
+        return False
+    if name:
+        pattern = name if _has_magic(name) else f"*{name}*"
+        return fnmatch.fnmatch(run.name, pattern) or fnmatch.fnmatch(run.id, pattern)
+    return True

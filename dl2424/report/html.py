@@ -15,6 +15,7 @@ import yaml
 
 from ..atomic import write_text
 from ..errors import UserError
+from .comparison import draw_comparison
 from .figures import Plot, draw_all
 from .load import Run, read_run, require_metrics
 from .tables import (
@@ -75,6 +76,8 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
     classes.items += per_class_tables(runs, labels)
     classes.items += figs("class_counts.png", "confidence.png") + figure_notes
     sections = [results, curves, classes]
+    if compared := figs("bars.png", "loss_panels.png", "true_class.png"):
+        sections.insert(1, Section("Runs compared", compared))
     if "weights.png" in by_file:
         sections.append(Section("Weights", figs("weights.png")))
     checks = [t for run, label in zip(runs, labels, strict=True)
@@ -231,6 +234,7 @@ def write_report(runs: list[Run], out: Path, title: str) -> Path:
         encoding="utf-8", errors="replace")
     labels = run_labels(runs) if len(runs) > 1 else [runs[0].name]
     plots, figure_notes = draw_all(runs, labels, out)
+    plots += draw_comparison(runs, labels, out)
     if ours:  # an earlier report here: drop its figures that this one no longer draws
         for stale in set(out.glob("*.png")) - {out / p.file for p in plots}:
             stale.unlink()

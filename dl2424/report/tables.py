@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.table import Table as RichTable
 
+from ..errors import UserError
 from .load import Run
 
 SPLIT_METRICS = ("loss", "cost", "acc")
+CELL_WIDTH = 24  # a longer value folds onto a second line in the terminal
 MISSING = "–"
 
 
@@ -29,6 +31,7 @@ class Table:
     rows: list[list] = field(default_factory=list)
     note: str = ""
     wide: tuple[str, ...] = ()  # columns left out of the terminal table (kept in files)
+    priority: tuple[str, ...] = ()  # the columns a narrow terminal keeps first, in order
     kinds: dict[str, str] = field(default_factory=dict)  # column -> name `fmt` goes by
 
     def text_rows(self) -> list[list[str]]:
@@ -57,13 +60,56 @@ class Table:
         w.writerows([["" if _missing(v) else v for v in r] for r in self.rows])
         return buf.getvalue()
 
-    def to_rich(self) -> RichTable:
-        keep = [i for i, c in enumerate(self.columns) if c not in self.wide]
-        t = RichTable(title=self.title, caption=self.note or None)
+    def shown(self, width: int | None = None, wide: bool = False,
+              columns: list[str] | None = None) -> list[int]:
+        """The columns for a terminal `width`: the first (the run) always, then the others by
+        priority while they fit; `wide` shows every column, `columns` exactly those named."""
+        if columns:
+            unknown = [c for c in columns if c not in self.columns]
+            if unknown:
+                raise UserError(f"--columns: {', '.join(unknown)}: not a column of this "
+                                f"table; choose from: {', '.join(self.columns)}")
+            return sorted({0, *(self.columns.index(c) for c in columns)})
+        if wide:
+            return list(range(len(self.columns)))
+        rank = {c: i for i, c in enumerate(self.priority)}
+        order = sorted((i for i, c in enumerate(self.columns) if c not in self.wide),
+                       key=lambda i: (i != 0, rank.get(self.columns[i], len(rank)), i))
+        if width is None:
+            return sorted(order)
+        text = self.text_rows()
+        room, keep = width - 1, []  # rich: one border character per column plus one
+        for i in order:
+            need = self._width(i, text) + 3  # padding both sides and a border
+            if i == 0 or need <= room:
+                keep.append(i)
+                room -= need
+        return sorted(keep)
+
+    def _width(self, i: int, text: list[list[str]], cap: int | None = CELL_WIDTH) -> int:
+        cells = max((len(r[i]) for r in text), default=0)
+        header = len(self.columns[i])
+        return max(header, cells if i == 0 or cap is None else min(cells, cap))
+
+    def needed_width(self, wide: bool = False, columns: list[str] | None = None) -> int:
+        """Terminal columns the table takes with these columns, values unfolded."""
+        text = self.text_rows()
+        return 1 + sum(self._width(i, text, None) + 3 for i in self.shown(None, wide, columns))
+
+    def to_rich(self, width: int | None = None, wide: bool = False,
+                columns: list[str] | None = None) -> RichTable:
+        keep = self.shown(width, wide, columns)
+        text = self.text_rows()
+        left_out = [self.columns[i] for i in range(len(self.columns)) if i not in keep]
+        note = self.note + ("; " if self.note and left_out else "") + (
+            f"not shown: {', '.join(left_out)} (--wide, or --columns to choose)"
+            if left_out else "")
+        t = RichTable(title=self.title, caption=note or None)
         for i in keep:
-            t.add_column(self.columns[i], no_wrap=i == 0,
+            t.add_column(self.columns[i], no_wrap=i == 0, overflow="fold",
+                         min_width=self._width(i, text, None if wide else CELL_WIDTH),
                          justify="left" if i == 0 or not self._numeric(i) else "right")
-        for r, raw in zip(self.text_rows(), self.rows, strict=True):
+        for r, raw in zip(text, self.rows, strict=True):
             status = next((v for c, v in zip(self.columns, raw, strict=True) if c == "status"),
                           None)
             t.add_row(*(r[i] for i in keep), style=STATUS_STYLE.get(status))
