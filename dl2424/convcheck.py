@@ -54,10 +54,7 @@ def _load(path: Path) -> dict:
         data = loadmat(path)
     except Exception as e:  # scipy raises several types for a damaged or foreign file
         raise UserError(f"{path}: not a readable MATLAB .mat file ({e})") from None
-    missing = [f for f in FIELDS if f not in data]
-    if missing:
-        raise UserError(f"{path}: missing field(s) {', '.join(missing)}; "
-                        f"a DebugInfo.mat needs {', '.join(FIELDS)}")
+    require(path, data, FIELDS, "field", "a DebugInfo.mat")
     out = {}
     for f in FIELDS:
         a = data[f].toarray() if hasattr(data[f], "toarray") else data[f]  # MATLAB sparse
@@ -65,6 +62,14 @@ def _load(path: Path) -> dict:
             raise UserError(f"{path}: field {f} is not a numeric array")
         out[f] = a.astype(np.float64)
     return out
+
+
+def require(path, data, names, word: str, what: str) -> None:
+    """One UserError naming every missing field (key) of a debug file."""
+    missing = [k for k in names if k not in data]
+    if missing:
+        raise UserError(f"{path}: missing {word}(s) {', '.join(missing)}; "
+                        f"{what} needs {', '.join(names)}")
 
 
 def _expect(path, field, ok, what):

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .convcheck import require
 from .data.bundle import DataInfo
 from .errors import UserError
 from .models.patchnet import PatchNet, PatchNetParams
@@ -73,10 +74,7 @@ def _load(path: Path) -> dict:
             data = {k: z[k] for k in z.files}
     except Exception as e:  # numpy raises several types for a damaged or foreign file
         raise UserError(f"{path}: not a readable NumPy .npz file ({e})") from None
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise UserError(f"{path}: missing key(s) {', '.join(missing)}; a debug_conv_info.npz "
-                        f"needs {', '.join(REQUIRED)} (see `dl2424 convcheck --help`)")
+    require(path, data, REQUIRED, "key", "a debug_conv_info.npz")
     for k, a in data.items():
         if a.dtype.kind not in "biuf" or a.size == 0:
             raise UserError(f"{path}: key {k} is not a numeric array")

@@ -40,16 +40,19 @@ def _test_acc(run: Run) -> float | None:
 
 
 def _bar(ax, labels, values, color, ylabel, fmt):
+    """One bar per group at its mean; groups of several runs get a min-max error bar."""
     means = np.array([np.mean(v) for v in values])
-    lo = means - np.array([min(v) for v in values])
-    hi = np.array([max(v) for v in values]) - means
     x = np.arange(len(labels))
-    ax.bar(x, means, color=color, yerr=[lo, hi] if (lo + hi).any() else None, capsize=4)
+    ax.bar(x, means, color=color)
     for xi, m, v in zip(x, means, values, strict=True):
-        ax.annotate(fmt(m) + (f"\n({len(v)} runs)" if len(v) > 1 else ""), (xi, m),
+        top = max(v)
+        if len(v) > 1:
+            ax.errorbar(xi, m, yerr=[[m - min(v)], [top - m]], color="black", capsize=4)
+        ax.annotate(fmt(m) + (f" ({len(v)} runs)" if len(v) > 1 else ""), (xi, top),
                     textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
-    ax.set_xticks(x, labels, rotation=20 if len(labels) > 3 else 0, ha="right"
-                  if len(labels) > 3 else "center", fontsize=8)
+    rotate = len(labels) > 3
+    ax.set_xticks(x, labels, rotation=20 if rotate else 0, ha="right" if rotate else "center",
+                  fontsize=8)
     ax.set(ylabel=ylabel)
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
@@ -71,10 +74,11 @@ def bars_figure(runs: list[Run], out: Path) -> Plot | None:
     _bar(ax_time, labels, [[t for _, t in p] for _, p in found], COLORS[1],
          "training wall time (s)", lambda v: f"{v:.0f} s")
     ax_acc.set_title("final test accuracy")
-    ax_time.set_title("training time (whole run, evaluations included)")
-    caption = ("Per setting (runs differing only in seed are one bar: the mean, with the "
-               "lowest and highest as error bar): test accuracy of the final parameters and "
-               "the run's wall time from summary.json.")
+    ax_time.set_title("training time (whole run)")
+    caption = ("Per setting, in the order the runs were given (runs differing only in seed "
+               "are one bar: their mean, with the lowest and highest as error bar): test "
+               "accuracy of the final parameters and the run's wall time (summary.json), "
+               "evaluations included.")
     return _save(fig, out, "bars.png", "Test accuracy and training time", caption)
 
 
