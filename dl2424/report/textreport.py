@@ -34,7 +34,7 @@ def smooth_loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
         val = [(r["step"], r["val_loss"]) for r in run.rows
                if math.isfinite(r.get("val_loss", math.nan))]
         if val:
-            ax.plot(*zip(*val), color=_color(i), ls="--", marker="o", markersize=3,
+            ax.plot(*zip(*val, strict=True), color=_color(i), ls="--", marker="o", markersize=3,
                     label=f"{label}: validation loss" if len(runs) > 1 else "validation loss")
     ax.set(xlabel="update step", ylabel="loss", title="smooth loss over training")
     ax.grid(alpha=0.3)
