@@ -61,13 +61,14 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
                  t.checkpoint_every or eval_every)
 
 
-def build_schedule(exp: Experiment, spe: int):
-    """The learning-rate schedule and the run's total update steps (spe per epoch)."""
+def build_schedule(exp: Experiment, spe: int, total: int | None = None):
+    """The learning-rate schedule and the run's total update steps (spe per epoch); with
+    `total`, the schedule of a run of that many steps (e.g. before it was made longer)."""
     t = exp.train
     kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
-    if t.cycles:
+    if total is None and t.cycles:
         total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
             .cycle_steps(t.cycles)
-    else:
+    elif total is None:
         total = t.steps if t.steps else t.epochs * spe
     return SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw), total

@@ -87,3 +87,14 @@ def restore(ckpt: Checkpoint, model, optimizer=None, where: str = "checkpoint") 
             target[k] = v.astype(target[k].dtype, copy=True)
     if optimizer is not None:
         optimizer.state = {k: v.copy() for k, v in ckpt.optim.items()}
+
+
+def update_meta(path: Path, **changes) -> None:
+    """Same arrays, metadata changed (a run made longer: its new config hash and length)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"])) | changes
+    arrays["meta"] = np.array(json.dumps(meta))
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+    write_json(path.with_suffix(".json"), meta, fsync=False)

@@ -53,6 +53,15 @@ def write_config(path: Path, config: dict, overrides: list[str]) -> None:
     write_text(path / "overrides.yaml", yaml.safe_dump(list(overrides)))
 
 
+def read_overrides(path: Path) -> list[str]:
+    """The --set values a run was made with (overrides.yaml), [] when missing or unreadable."""
+    try:
+        items = yaml.safe_load((path / "overrides.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    return [str(i) for i in items] if isinstance(items, list) else []
+
+
 def write_rows(file: Path, rows: list[dict]) -> None:
     """Rewrite a CSV in one atomic step, so it only ever holds complete rows."""
     buf = io.StringIO()

@@ -9,9 +9,10 @@ import sys
 # One BLAS thread unless told otherwise, set before NumPy loads: the matrices of these
 # networks are small, and OpenBLAS threads spinning on them cost more than they give (20,000
 # surname-ConvNet updates: 19 s CPU with one thread, 511 s wall with two on a busy machine).
-# DL2424_THREADS=2 (or OPENBLAS_NUM_THREADS) gives big image ConvNets both cores.
+# The image ConvNet uses the cores itself, one batch part per thread, each calling BLAS on
+# one thread: DL2424_THREADS (default both cores) sets how many (dl2424.nn.parallel).
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, os.environ.get("DL2424_THREADS", "1"))
+    os.environ.setdefault(_var, "1")
 
 import typer  # noqa: E402  (after the thread setting, as everything below)
 from rich.console import Console  # noqa: E402

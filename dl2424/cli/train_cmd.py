@@ -133,14 +133,14 @@ def train(
     with user_errors():
         if resume is None and not config:
             raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
-        if resume is not None and (config or set_):
-            raise UserError("--resume uses the config stored in the run folder; "
-                            "do not give CONFIG or --set with it")
+        if resume is not None and config:
+            raise UserError("--resume uses the config stored in the run folder; do not give "
+                            "CONFIG with it (--set train.steps=N makes the run longer)")
         root = resolve_data_dir(data_dir)
         previous = _install_signal_handlers(stop)
         try:
             if resume is not None:
-                run, summary = experiment.resume(resume, root, reporter, stop)
+                run, summary = experiment.resume(resume, root, reporter, stop, set_ or [])
             else:
                 exp = load_experiment(config, set_ or [], notice)
                 run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
