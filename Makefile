@@ -23,9 +23,11 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
-# The default experiment: the surname ConvNet of Assignment 3, then a few predictions.
+# The default experiment: the surname ConvNet of Assignment 3, then a few predictions. Without
+# the names data, `train` downloads it (checksummed) or says the one command to run offline.
+# DEMO_ARGS adds train options, e.g. make demo DEMO_ARGS="--set train.steps=2000".
 demo: install
-	$(DL) train configs/names_convnet.yaml
+	$(DL) train configs/names_convnet.yaml $(DEMO_ARGS)
 	$(DL) predict --name Xiong --name Gagos --name Corbetta --name Nakamura --name "O'Brien"
 
 bench: install

@@ -22,6 +22,7 @@ from .tables import (
     Table,
     config_table,
     gradcheck_table,
+    header_text,
     metrics_table,
     per_class_tables,
     run_labels,
@@ -76,7 +77,9 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
 
     results = Section("Results", [metrics_table(runs, labels), timing_table(runs, labels)])
     curves = Section("Training curves", figs("loss.png", "accuracy.png", "lr.png",
-                                             "lr_range.png"))
+                                             "lr_range.png", "uva_curves.png"))
+    curves.items += [n for n in figure_notes if "learning-rate figure" in n]
+    figure_notes = [n for n in figure_notes if "learning-rate figure" not in n]
     classes = Section("Classes", figs("confusion_val.png", "confusion_test.png",
                                       "confusion_strip.png", "per_class.png"))
     classes.items += per_class_tables(runs, labels)
@@ -187,7 +190,7 @@ def _anchor(title: str) -> str:
 
 def table_html(t: Table) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
+    head = "".join(f"<th>{esc(header_text(c))}</th>" for c in t.columns)
     body = []
     for raw, text in zip(t.rows, t.text_rows(), strict=True):
         cells = []
