@@ -6,7 +6,7 @@ DL     := $(VENV)/bin/dl2424
 DL2424_DATA_DIR ?= $(shell [ -d ../shared/datasets ] && cd ../shared/datasets && pwd)
 export DL2424_DATA_DIR
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast demo bench lint readme clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ demo: install
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# README's table of config keys, from the registry.
+readme: install
+	$(DL) config show --readme README.md
 
 lint: install
 	$(VENV)/bin/ruff check dl2424 tests benchmarks
