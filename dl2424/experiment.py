@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, checkpoint, rundir, tblog
-from .build import Setup, build, build_model
-from .config import Experiment, load_experiment
+from .build import Setup, build, build_model, build_schedule
+from .config import Experiment, apply_overrides, load_experiment, validate
 from .errors import UserError
 from .hooks import Reporter, Reporters
 from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
@@ -186,19 +186,48 @@ def _previous_summary(run: Path) -> dict | None:
 
 
 def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
-           stop: StopFlag | None = None) -> tuple[Path, dict]:
+           stop: StopFlag | None = None, longer: list[str] = ()) -> tuple[Path, dict]:
+    """Continue a run from its checkpoint; `longer` (--set train.steps=N, ...) first extends
+    the length of an interrupted or completed run."""
     load_run_config(run)  # is it a run folder at all (before a lock file is put in it)
     rundir.claim(run)  # before anything reads or trims the folder: a refused one changes nothing
     try:
         exp = load_run_config(run)
-        setup, trainer, previous = _prepare_resume(run, exp, data_dir, reporter, stop)
+        setup, trainer, previous = _prepare_resume(run, exp, data_dir, reporter, stop,
+                                                   list(longer))
     except BaseException:
         rundir.release(run)
         raise
     return run, execute(setup, run, trainer, previous)
 
 
-def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
+LENGTH_KEYS = ("train.epochs", "train.steps", "train.cycles")
+
+
+def _lengthened(run: Path, exp: Experiment, overrides: list[str]) -> Experiment:
+    """The run's config with a new length; any other change is refused."""
+    other = [o for o in overrides if o.partition("=")[0].strip() not in LENGTH_KEYS]
+    if other:
+        raise UserError(f"--resume {run} --set {other[0]!r}: only the length of a run can "
+                        f"change when it continues ({', '.join(LENGTH_KEYS)}); train a new "
+                        f"run for anything else: dl2424 train {run / 'config.yaml'} --set ...")
+    return validate(apply_overrides(exp.dump(), overrides), f"--resume {run} --set")
+
+
+def _check_extension(run: Path, exp: Experiment, setup: Setup, step: int, old_total: int):
+    if setup.total_steps <= step:
+        raise UserError(f"{run}: the new length ({setup.total_steps} updates) does not go past "
+                        f"the checkpoint at step {step}; give a longer one")
+    before, _ = build_schedule(exp, setup.steps_per_epoch, old_total)
+    changed = next((k for k in range(old_total) if before(k) != setup.schedule(k)), None)
+    if changed is not None:
+        raise UserError(f"{run}: schedule {exp.schedule.type} depends on the run's length (the "
+                        f"learning rate at step {changed} would change from {before(changed):.4g}"
+                        f" to {setup.schedule(changed):.4g}); a longer run must start again")
+
+
+def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
+                    longer: list[str] = ()):
     if not (run / rundir.CHECKPOINT).exists():
         raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
                         f"(train.checkpoint_every) and must start again: "
@@ -208,9 +237,21 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
         raise UserError(f"{run}: checkpoint was written for another config "
                         f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
     previous = _previous_summary(run)
-    if previous and previous.get("status") == "completed":
-        raise UserError(f"{run}: run already completed; nothing to resume")
-    setup = build(exp, data_dir)
+    if previous and previous.get("status") == "completed" and not longer:
+        raise UserError(f"{run}: run already completed; nothing to resume (to train it for "
+                        f"longer: dl2424 train --resume {run} --set train.steps=N)")
+    if longer:
+        old, exp = exp, _lengthened(run, exp, longer)
+        setup = build(exp, data_dir)
+        _check_extension(run, old, setup, ckpt.meta["step"],
+                         ckpt.meta.get("total_steps", ckpt.meta["step"]))
+        for name in ("checkpoint.npz", "best.npz"):
+            if (run / name).is_file():
+                checkpoint.update_meta(run / name, config_hash=exp.digest(),
+                                       total_steps=setup.total_steps)
+        rundir.write_config(run, exp.dump(), [*rundir.read_overrides(run), *longer])
+    else:
+        setup = build(exp, data_dir)
     if not 0 <= ckpt.meta["step"] <= setup.total_steps:
         raise UserError(f"{run / 'checkpoint.npz'}: step {ckpt.meta['step']} is not a step of "
                         f"this run (0..{setup.total_steps})")
@@ -225,6 +266,10 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
         rundir.trim(run, trainer.step, trainer.rows)
     else:
         trainer.resume_from(ckpt)
+    if longer:  # the old last evaluation recorded the lr of the old last update
+        for row in trainer.rows:
+            row["lr"] = trainer.lr_at(row["step"])
+        rundir.write_rows(run / rundir.METRICS, trainer.rows)
     return setup, trainer, previous
 
 
@@ -244,13 +289,17 @@ def train(configs: list[Path], overrides: list[str], resume_dir: Path | None, da
           runs_dir: Path, reporter: Reporter | None = None, stop: StopFlag | None = None,
           notify=lambda message: None) -> tuple[Path, dict]:
     """What `dl2424 train` does: a new run from config files (merged left to right) and
-    --set overrides, or the rest of the interrupted run in `resume_dir`."""
+    --set overrides (missing data downloaded first), or the rest of the interrupted run in
+    `resume_dir` (the overrides then make it longer)."""
     if resume_dir is None and not configs:
         raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
     if resume_dir is not None:
-        if configs or overrides:
-            raise UserError("--resume uses the config stored in the run folder; "
-                            "do not give CONFIG or --set with it")
-        return resume(resume_dir, data_dir, reporter, stop)
+        if configs:
+            raise UserError("--resume uses the config stored in the run folder; do not give "
+                            "CONFIG with it (--set train.steps=N makes the run longer)")
+        return resume(resume_dir, data_dir, reporter, stop, overrides)
+    from .data.fetch import fetch_missing  # downloads: only when a new run needs the data
+
     exp = load_experiment(configs, overrides, notify)
+    fetch_missing(exp.data, data_dir, notify)
     return start(exp, overrides, data_dir, runs_dir, reporter, stop)

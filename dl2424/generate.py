@@ -17,7 +17,7 @@ from . import checkpoint
 from .build import build_model
 from .data.text import EOS, Vocab
 from .errors import UserError
-from .experiment import load_info, load_run_config
+from .rundir import load_info, load_run_config
 from .models.rnn import LanguageModel, sample
 
 

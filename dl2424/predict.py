@@ -102,7 +102,7 @@ def _kind(run: Path) -> str | None:
     normalisation), or None."""
     try:
         info = load_info(run)
-    except (OSError, ValueError, KeyError, TypeError):
+    except UserError:
         return None
     if info.encoder is not None:
         return "surname"
@@ -194,7 +194,7 @@ class Predictor:
         if info.encoder is None:
             raise UserError(f"{run}: this run's dataset has no character encoder; predict "
                             "--name needs a run trained on names (--image takes image runs)")
-        self.encoder = Encoder.from_json(info.encoder)
+        self.encoder = Encoder.of(info, str(run / "data.json"))
         self.run = run
 
     @property

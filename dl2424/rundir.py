@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import checkpoint
+from . import checkpoint, limits
 from .atomic import atomic_open, write_json, write_text
 from .config import Experiment, read_yaml, validate
 from .data.bundle import DataInfo
@@ -39,6 +39,7 @@ NORMALISATION = "normalisation.npz"
 LOCK = "train.lock"
 MARKERS = (CONFIG, SUMMARY)  # a folder with either is a run folder
 REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+TEXT_COLUMNS = ("step", "epoch", "lr", "loss", "smooth_loss")  # language models (seqtrain)
 
 
 def create(root: Path, name: str, now: float | None = None) -> Path:
@@ -87,10 +88,33 @@ def write_info(path: Path, info: DataInfo) -> None:
 
 
 def load_info(run: Path) -> DataInfo:
-    return DataInfo.from_json(json.loads((run / DATA).read_text()))
+    """data.json of a run folder, checked field by field (a character encoder against the
+    model's vocabulary, name length and classes too); damage is a UserError."""
+    from .data.names import Encoder
+
+    file = run / DATA
+    try:
+        d = json.loads(limits.read_text(file, DATA))
+    except FileNotFoundError:
+        raise UserError(f"{run}: no {DATA}; not a run folder made by dl2424 train") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was damaged") from None
+    info = DataInfo.from_json(d, str(file))
+    if info.encoder is not None:
+        Encoder.of(info, str(file))
+    return info
 
 
 # ---------------------------------------------------------------------------- metrics
+
+
+def read_overrides(path: Path) -> list[str]:
+    """The --set values a run was made with (overrides.yaml), [] when missing or unreadable."""
+    try:
+        items = yaml.safe_load((path / "overrides.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    return [str(i) for i in items] if isinstance(items, list) else []
 
 
 def write_rows(file: Path, rows: list[dict]) -> None:
@@ -106,7 +130,8 @@ def write_rows(file: Path, rows: list[dict]) -> None:
 def read_metrics(file: Path, required=REQUIRED_COLUMNS) -> tuple[list[dict], bool]:
     """Complete rows of metrics.csv (step as int, the rest float) and whether a partial
     last line was dropped. A row is complete when its line ends in a newline and it has
-    every column: the trainer writes the file atomically, other writers might not."""
+    every column: the trainer writes the file atomically, other writers might not. A
+    language model's file (smooth_loss) needs TEXT_COLUMNS instead."""
     text = file.read_text(encoding="utf-8")
     lines = text.split("\n")
     partial = lines.pop() != ""  # text after the last newline: an unfinished line
@@ -121,6 +146,8 @@ def read_metrics(file: Path, required=REQUIRED_COLUMNS) -> tuple[list[dict], boo
         except ValueError:
             raise UserError(f"{file}: line {lineno} holds a value that is not a number; the "
                             "file is corrupt (delete the bad line or retrain)") from None
+    if required is REQUIRED_COLUMNS and "smooth_loss" in (reader.fieldnames or ()):
+        required = TEXT_COLUMNS
     missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
     if missing:
         raise UserError(f"{file}: missing column(s) {', '.join(missing)}; not a dl2424 "

@@ -7,7 +7,9 @@ the variable over the default:
 | data_dir | --data-dir | DL2424_DATA_DIR | a per-user cache folder |
 | runs_dir | --runs-dir | DL2424_RUNS_DIR | runs |
 | sweeps_dir | --sweeps-dir | DL2424_SWEEPS_DIR | sweeps |
-| threads | | DL2424_THREADS (or OPENBLAS_NUM_THREADS) | 1 |
+| threads | | DL2424_THREADS | every core up to two (dl2424.nn.parallel) |
+
+BLAS itself stays at one thread per caller (OPENBLAS_NUM_THREADS etc. win when set).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Settings:
     data_dir_origin: str  # which rule chose data_dir, for messages
     runs_dir: Path
     sweeps_dir: Path
-    threads: str  # what the BLAS thread variables are set to when unset
+    threads: int  # threads of the image ConvNet's batch parts (dl2424.nn.parallel)
 
 
 def _pick(option: Path | None, environ: Mapping[str, str], var: str, default: str):
@@ -54,14 +56,21 @@ def read(data_dir: Path | None = None, runs_dir: Path | None = None,
             origin, origin),
         runs_dir=_pick(runs_dir, env, RUNS_DIR, "runs")[0],
         sweeps_dir=_pick(sweeps_dir, env, SWEEPS_DIR, "sweeps")[0],
-        threads=env.get(THREADS, "1"),
+        threads=_threads(env),
     )
 
 
+def _threads(env: Mapping[str, str]) -> int:
+    from .nn.parallel import default_threads  # its rule; NumPy is loaded by now
+
+    return default_threads(env)
+
+
 def limit_blas_threads(environ=os.environ) -> None:
-    """Give BLAS `threads` threads unless its own variables say otherwise. Must run before
-    NumPy loads: the matrices of these networks are small, and OpenBLAS threads spinning on
-    them cost more than they give (20,000 surname-ConvNet updates: 19 s CPU with one thread,
-    511 s wall with two on a busy machine). DL2424_THREADS=2 gives big ConvNets both cores."""
+    """One BLAS thread unless its own variables say otherwise. Must run before NumPy loads:
+    the matrices of these networks are small, and OpenBLAS threads spinning on them cost
+    more than they give (20,000 surname-ConvNet updates: 19 s CPU with one thread, 511 s
+    wall with two on a busy machine). The image ConvNet uses the cores itself, one batch
+    part per thread (DL2424_THREADS, dl2424.nn.parallel)."""
     for var in BLAS_VARS:
-        environ.setdefault(var, environ.get(THREADS, "1"))
+        environ.setdefault(var, "1")

@@ -39,7 +39,7 @@ def test_settings_precedence_option_then_variable_then_default(tmp_path):
     assert (s.runs_dir, s.sweeps_dir) == (tmp_path / "mine", Path("sweeps"))
     s = settings.read(environ={})
     assert s.data_dir == Path(pooch.os_cache("dl2424")) and s.runs_dir == Path("runs")
-    assert s.threads == "1" and settings.read(environ={"DL2424_THREADS": "2"}).threads == "2"
+    assert settings.read(environ={"DL2424_THREADS": "3"}).threads == 3
 
 
 def test_runs_dir_is_read_when_the_command_starts(tmp_path, monkeypatch):

@@ -6,18 +6,29 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..atomic import write_json
-from ..build import build
-from ..config import load_experiment
+from ..config import apply_overrides, load_experiment, read_yaml, validate
+from ..data import load_dataset
 from ..errors import UserError
 from ..gradcheck import Options
 from ..gradcheck import gradcheck as run_gradcheck
 from ..gradcheck.table import report_table
+from ..search.spec import load_spec
 from . import app, console, notice, user_errors
 from .options import Configs, DataDir, MoreConfigs, Overrides, configs_of, settings
+
+
+def _experiment(paths: list[Path], overrides: list[str]):
+    """The experiment of config files, or the base experiment of one search spec."""
+    if len(paths) == 1 and "space" in (read_yaml(paths[0]) or {}):
+        search = load_spec(paths[0])
+        console.print(f"{paths[0]} is a search spec: checking its base experiment", highlight=False)
+        return validate(apply_overrides(dict(search.base), overrides, notice), str(paths[0]))
+    return load_experiment(paths, overrides, notice)
 
 
 class _LateProgress:
@@ -51,8 +62,8 @@ def gradcheck(
         help="numerical (finite differences) or torch (PyTorch autograd in float64, "
              "needs the torch extra).")] = "numerical",
     n: Annotated[int | None, typer.Option(
-        "--n", help="Examples in the batch; default 2 (8 against torch: batch norm on two "
-                    "examples is too ill-conditioned for a 1e-10 comparison).")] = None,
+        "--n", help="Examples in the batch; default 2, or 4 with batch norm (on two examples "
+                    "BN is ill-conditioned), 8 against torch.")] = None,
     dims: Annotated[int, typer.Option(
         help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
     crop: Annotated[int, typer.Option(
@@ -90,13 +101,12 @@ def gradcheck(
                                      ("--method", method, ("centred", "forward"))):
             if value not in choices:
                 raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
-        exp = load_experiment(configs_of(config, more), set_ or [], notice)
-        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
-        setup = build(exp, settings(data_dir).data_dir)
+        exp = _experiment(configs_of(config, more), set_ or [])
+        data = load_dataset(exp.data, settings(data_dir).data_dir, np.float64)
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries, at=at)
         try:
-            reports = run_gradcheck(exp, setup.data, n=n, dims=dims or None, crop=crop or None,
+            reports = run_gradcheck(exp, data, n=n, dims=dims or None, crop=crop or None,
                                     against=against, opts=opts, progress=progress)
         finally:
             progress.close()

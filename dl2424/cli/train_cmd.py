@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .. import experiment
 from ..config import load_experiment
+from ..data.fetch import fetch_missing
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
 from ..trainer import StopFlag, stopping_on
@@ -173,8 +174,9 @@ def lr_range(
             raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
                             f"{lr_max:g}")
         base = load_experiment(configs_of(config, more), set_ or [], notice)
-        exp = range_experiment(base, lr_min, lr_max, steps, spacing.value)
         s = settings(data_dir, runs_dir)
+        fetch_missing(base.data, s.data_dir, notice)
+        exp = range_experiment(base, lr_min, lr_max, steps, spacing.value)
         try:
             run, result = run_range_test(exp, set_ or [], s.data_dir, s.runs_dir, reporter)
         finally:

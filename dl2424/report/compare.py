@@ -195,10 +195,11 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         steps = f"{s.get('steps', '?')}/{s.get('total_steps', '?')}" if s else None
         t.rows.append([run.id, sweep and sweep.name, s.get("started"), run.status,
                        run.dataset, run.model, steps,
-                       run.best["val_acc"] if run.best else None,
+                       run.best.get("val_acc") if run.best else None,
                        (s.get("test") or {}).get("acc"), s.get("wall_time_s"), str(path)])
-    if not any(r[1] for r in t.rows):
-        t.wide += ("sweep",)
+    if not any(r[1] for r in t.rows):  # no trials: no sweep column
+        t.columns.pop(1)
+        t.rows = [r[:1] + r[2:] for r in t.rows]
     notes = [f"{hidden} more do not match the filters"] if hidden else []
     if any(r[1] for r in t.rows):
         notes.append("a trial's folder is <sweep>/runs/<run>")

@@ -69,7 +69,10 @@ class Run:
 
     @property
     def best(self) -> dict | None:
-        """The first row with the highest validation accuracy (the trainer's best.npz)."""
+        """The first row with the highest validation accuracy (the trainer's best.npz); for
+        a language model, the lowest smooth loss."""
+        if self.rows and "smooth_loss" in self.rows[0]:
+            return min(self.rows, key=lambda r: r["smooth_loss"])
         return max(self.rows, key=lambda r: r["val_acc"]) if self.rows else None
 
     @property

@@ -8,6 +8,7 @@ A `Table` holds raw values; each output (Markdown, HTML, CSV, rich) formats them
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +42,7 @@ class Table:
             return str(s).replace("|", "\\|")
 
         out = [f"### {self.title}", ""] if self.title else []
-        out.append("| " + " | ".join(esc(c) for c in self.columns) + " |")
+        out.append("| " + " | ".join(esc(header_text(c)) for c in self.columns) + " |")
         out.append("|" + "|".join("--:" if i and self._numeric(i) else ":--"
                                   for i in range(len(self.columns))) + "|")
         out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in self.text_rows()]
@@ -117,13 +118,34 @@ class Table:
         return all(isinstance(r[i], int | float) or r[i] is None for r in self.rows)
 
 
+HEADERS = {"wall_time_s": "wall time (s)", "steps_per_sec": "updates/s",
+           "n_params": "parameters", "max_abs": "max |a − n|", "max_rel": "max relative error",
+           "n_val": "validation examples", "at": "at"}
+HEADER_WORDS = {"acc": "accuracy"}
+
+
+def header_text(column: str) -> str:
+    """A column name as a table header for people (Markdown, HTML): 'val_acc' -> 'val
+    accuracy', 'best val_acc' -> 'best val accuracy'. Labels such as 'l2=0.1' and dotted
+    config keys stay as they are; the terminal and CSV keep the names --sort takes."""
+    if column in HEADERS:
+        return HEADERS[column]
+    return " ".join(" ".join(HEADER_WORDS.get(p, p) for p in w.split("_"))
+                    if re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", w) else w
+                    for w in column.split(" "))
+
+
 STATUS_STYLE = {"failed": "red", "running": "yellow", "interrupted": "magenta",
                 "stale": "magenta", "unknown": "dim"}
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def fmt(column: str, v) -> str:
     """One cell as text; the column name says what kind of number it holds."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _missing(v):
         return MISSING
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -164,8 +186,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def config_cell(flat: dict, key: str) -> str | None:
-    """A config value for a table cell; None (shown as MISSING) when the run lacks the key."""
-    return leaf_text(flat[key]) if key in flat else None
+    """A config value as text; None (shown as the one missing mark, empty in CSV) when the
+    run's config lacks the key or sets it to null."""
+    v = flat.get(key)
+    return None if v is None else leaf_text(v)
 
 
 def leaf_text(v) -> str:

@@ -21,12 +21,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import experiment
+from .. import experiment, settings
 from ..config import apply_overrides, validate
 from ..errors import UserError
-from ..settings import BLAS_VARS
 from ..trainer import StopFlag, stopping_on
 
+# the BLAS libraries' thread counts, and the image ConvNet's own (dl2424.nn.parallel)
+BLAS_VARS = (*settings.BLAS_VARS, settings.THREADS)
 CLUSTER_HINT = "install with pip install dl2424[cluster]"
 
 
