@@ -40,6 +40,7 @@ def _text_substitute(config: Path) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_default_gradcheck_passes_on_every_shipped_config(config):
     res, seconds = _gradcheck(config, *_text_substitute(config))
@@ -49,6 +50,7 @@ def test_default_gradcheck_passes_on_every_shipped_config(config):
     assert seconds < BUDGET_S, f"{config.name}: gradcheck took {seconds:.0f} s"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_surname_convnet_with_bias_passes(n):
     config = CONFIGS[0].parent / "names_convnet.yaml"

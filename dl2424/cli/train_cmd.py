@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .. import experiment
 from ..config import load_experiment
+from ..data.fetch import fetch_missing
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
@@ -145,6 +146,7 @@ def train(
                 run, summary = experiment.resume(resume, root, reporter, stop, set_ or [])
             else:
                 exp = load_experiment(config, set_ or [], notice)
+                fetch_missing(exp.data, root, notice)
                 run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
         except RunFailed as e:
             reporter.close()
@@ -194,6 +196,7 @@ def lr_range(
             raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
                             f"{lr_max:g}")
         base = load_experiment(configs_of(config, more), set_ or [], notice)
+        fetch_missing(base.data, resolve_data_dir(data_dir), notice)
         exp = range_experiment(base, lr_min, lr_max, steps, spacing)
         try:
             run, result = run_range_test(exp, set_ or [], resolve_data_dir(data_dir), runs_dir,

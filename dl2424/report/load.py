@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..rundir import is_stale
 
 REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+TEXT_COLUMNS = ("step", "epoch", "lr", "loss", "smooth_loss")  # language models (seqtrain)
 RUN_MARKERS = ("config.yaml", "summary.json")
 
 
@@ -65,7 +66,10 @@ class Run:
 
     @property
     def best(self) -> dict | None:
-        """The first row with the highest validation accuracy (the trainer's best.npz)."""
+        """The first row with the highest validation accuracy (the trainer's best.npz); for
+        a language model, the lowest smooth loss."""
+        if self.rows and "smooth_loss" in self.rows[0]:
+            return min(self.rows, key=lambda r: r["smooth_loss"])
         return max(self.rows, key=lambda r: r["val_acc"]) if self.rows else None
 
     @property
@@ -180,7 +184,8 @@ def read_metrics(f: Path) -> tuple[list[dict], bool]:
         except ValueError:
             raise UserError(f"{f}: line {lineno} holds a value that is not a number; the "
                             "file is corrupt (delete the bad line or retrain)") from None
-    missing = [c for c in REQUIRED_COLUMNS if reader.fieldnames and c not in reader.fieldnames]
+    required = TEXT_COLUMNS if "smooth_loss" in (reader.fieldnames or ()) else REQUIRED_COLUMNS
+    missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
     if missing:
         raise UserError(f"{f}: missing column(s) {', '.join(missing)}; not a dl2424 "
                         "metrics file")
