@@ -81,10 +81,9 @@ class Choice:
 
 def _summary(run: Path) -> dict:
     try:
-        summary = rundir.read_summary(run)
-    except (OSError, ValueError):
+        return rundir.read_summary(run)
+    except (OSError, UserError):
         return {}
-    return summary if isinstance(summary, dict) else {}
 
 
 def _status(summary: dict) -> str:
