@@ -277,3 +277,20 @@ def test_report_and_runs_listing_of_a_text_run(tmp_path):
     assert len(passage) == 1000 and set(passage) <= set(BOOK)
     res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 0 and "tinybook" in res.output and "completed" in res.output
+
+
+def test_lines_from_a_file_end_with_eos_and_are_capped(tmp_path):
+    (tmp_path / "tweets.txt").write_text("short one\n\nA much longer line here\nmid line\n" * 5)
+    cfg = config(tmp_path, **{"data.path": str(tmp_path / "tweets.txt"), "data.mode": "lines",
+                              "data.max_length": 10, "data.val_fraction": 0.2,
+                              "train.batch_size": 4, "train.steps": 12})
+    data = load_dataset(validate(cfg).data, tmp_path, np.float64)
+    eos = data.vocab.chars.index(text.EOS)
+    assert len(data.train.X_lines) == 12 and len(data.val.X_lines) == 3  # empty lines dropped
+    for x, y in zip(data.train.X_lines, data.train.Y_lines, strict=True):
+        n = int((y >= 0).sum())
+        assert 2 <= n <= 11 and y[n - 1] == eos and x[0] == eos  # starts after an EOS
+        assert (x[1:n] == y[:n - 1]).all()  # inputs are the targets shifted by one
+    run = train(tmp_path, cfg)
+    res = runner.invoke(app, ["generate", "--run", str(run), "--count", "3", "--length", "10"])
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 3
