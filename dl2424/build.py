@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .config import Experiment
 from .data import load_dataset
 from .data.bundle import DataBundle, DataInfo
@@ -34,7 +35,10 @@ class Setup:
 
 
 def build_model(exp: Experiment, info: DataInfo, dtype=None) -> Model:
+    """The configured model for data `info`, after checking that it fits in memory."""
     dtype = np.dtype(dtype or exp.dtype)
+    limits.check_memory(exp.model.params.footprint(info), exp.train.batch_size,
+                        dtype.itemsize, f"model {exp.model.type}")
     rng = generator(exp.seed, Stream.INIT)
     return MODELS[exp.model.type].factory(exp.model.params, info, dtype, rng)
 
@@ -61,13 +65,15 @@ def build(exp: Experiment, data_dir: Path, data: DataBundle | None = None) -> Se
                  t.checkpoint_every or eval_every)
 
 
-def build_schedule(exp: Experiment, spe: int):
-    """The learning-rate schedule and the run's total update steps (spe per epoch)."""
+def build_schedule(exp: Experiment, spe: int, total: int | None = None):
+    """The learning-rate schedule and the run's total update steps (spe per epoch); with
+    `total`, the schedule of a run of that many steps (e.g. before it was made longer)."""
     t = exp.train
     kw = dict(base_lr=getattr(exp.optimizer.params, "lr", None), steps_per_epoch=spe)
-    if t.cycles:
+    if total is None and t.cycles:
         total = SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=0, **kw) \
             .cycle_steps(t.cycles)
-    else:
+    elif total is None:
         total = t.steps if t.steps else t.epochs * spe
+    limits.check_length(total, min(t.eval_every or spe, total))
     return SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw), total

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, rundir, tblog
+from . import __version__, checkpoint, limits, rundir, tblog
 from .atomic import write_json
-from .build import Setup, build
-from .config import Experiment, validate
+from .build import Setup, build, build_schedule
+from .config import Experiment, apply_overrides, validate
 from .data.bundle import DataInfo
+from .data.names import Encoder
 from .errors import UserError
 from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer, trainer_for
 
@@ -147,26 +148,55 @@ def _previous_summary(run: Path) -> dict | None:
     record; the checkpoint decides where training continues)."""
     try:
         previous = rundir.read_summary(run)
-    except (OSError, ValueError):
+    except (OSError, UserError):
         return None
     ok = isinstance(previous, dict) and isinstance(previous.get("wall_time_s", 0.0), float | int)
     return previous if ok else None
 
 
 def resume(run: Path, data_dir: Path, reporter: Reporter | None = None,
-           stop: StopFlag | None = None) -> tuple[Path, dict]:
+           stop: StopFlag | None = None, longer: list[str] = ()) -> tuple[Path, dict]:
+    """Continue a run from its checkpoint; `longer` (--set train.steps=N, ...) first extends
+    the length of an interrupted or completed run."""
     load_run_config(run)  # is it a run folder at all (before a lock file is put in it)
     rundir.claim(run)  # before anything reads or trims the folder: a refused one changes nothing
     try:
         exp = load_run_config(run)
-        setup, trainer, previous = _prepare_resume(run, exp, data_dir, reporter, stop)
+        setup, trainer, previous = _prepare_resume(run, exp, data_dir, reporter, stop,
+                                                   list(longer))
     except BaseException:
         rundir.release(run)
         raise
     return run, execute(setup, run, trainer, previous)
 
 
-def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
+LENGTH_KEYS = ("train.epochs", "train.steps", "train.cycles")
+
+
+def _lengthened(run: Path, exp: Experiment, overrides: list[str]) -> Experiment:
+    """The run's config with a new length; any other change is refused."""
+    other = [o for o in overrides if o.partition("=")[0].strip() not in LENGTH_KEYS]
+    if other:
+        raise UserError(f"--resume {run} --set {other[0]!r}: only the length of a run can "
+                        f"change when it continues ({', '.join(LENGTH_KEYS)}); train a new "
+                        f"run for anything else: dl2424 train {run / 'config.yaml'} --set ...")
+    return validate(apply_overrides(exp.dump(), overrides), f"--resume {run} --set")
+
+
+def _check_extension(run: Path, exp: Experiment, setup: Setup, step: int, old_total: int):
+    if setup.total_steps <= step:
+        raise UserError(f"{run}: the new length ({setup.total_steps} updates) does not go past "
+                        f"the checkpoint at step {step}; give a longer one")
+    before, _ = build_schedule(exp, setup.steps_per_epoch, old_total)
+    changed = next((k for k in range(old_total) if before(k) != setup.schedule(k)), None)
+    if changed is not None:
+        raise UserError(f"{run}: schedule {exp.schedule.type} depends on the run's length (the "
+                        f"learning rate at step {changed} would change from {before(changed):.4g}"
+                        f" to {setup.schedule(changed):.4g}); a longer run must start again")
+
+
+def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
+                    longer: list[str] = ()):
     if not (run / "checkpoint.npz").exists():
         raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
                         f"(train.checkpoint_every) and must start again: "
@@ -176,9 +206,21 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
         raise UserError(f"{run}: checkpoint was written for another config "
                         f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
     previous = _previous_summary(run)
-    if previous and previous.get("status") == "completed":
-        raise UserError(f"{run}: run already completed; nothing to resume")
-    setup = build(exp, data_dir)
+    if previous and previous.get("status") == "completed" and not longer:
+        raise UserError(f"{run}: run already completed; nothing to resume (to train it for "
+                        f"longer: dl2424 train --resume {run} --set train.steps=N)")
+    if longer:
+        old, exp = exp, _lengthened(run, exp, longer)
+        setup = build(exp, data_dir)
+        _check_extension(run, old, setup, ckpt.meta["step"],
+                         ckpt.meta.get("total_steps", ckpt.meta["step"]))
+        for name in ("checkpoint.npz", "best.npz"):
+            if (run / name).is_file():
+                checkpoint.update_meta(run / name, config_hash=exp.digest(),
+                                       total_steps=setup.total_steps)
+        rundir.write_config(run, exp.dump(), [*rundir.read_overrides(run), *longer])
+    else:
+        setup = build(exp, data_dir)
     if not 0 <= ckpt.meta["step"] <= setup.total_steps:
         raise UserError(f"{run / 'checkpoint.npz'}: step {ckpt.meta['step']} is not a step of "
                         f"this run (0..{setup.total_steps})")
@@ -189,9 +231,25 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop):
         save_normalisation(setup, run)
     trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
     trainer.resume_from(ckpt)
+    if longer:  # the old last evaluation recorded the lr of the old last update
+        for row in trainer.rows:
+            row["lr"] = trainer.lr_at(row["step"])
+        rundir.write_rows(run / "metrics.csv", trainer.rows)
     return setup, trainer, previous
 
 
 def load_info(run: Path) -> DataInfo:
-    return DataInfo.from_json(json.loads((run / "data.json").read_text()))
+    """data.json of a run folder, checked field by field (a character encoder against the
+    model's vocabulary, name length and classes too); damage is a UserError."""
+    file = run / "data.json"
+    try:
+        d = json.loads(limits.read_text(file, "data.json"))
+    except FileNotFoundError:
+        raise UserError(f"{run}: no data.json; not a run folder made by dl2424 train") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was damaged") from None
+    info = DataInfo.from_json(d, str(file))
+    if info.encoder is not None:
+        Encoder.of(info, str(file))
+    return info
 

@@ -196,6 +196,10 @@ class Trainer:
                             "hand") from None
 
     # -- evaluation -------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """The learning rate an evaluation at `step` records (the last update's at the end)."""
+        return self.s.schedule(min(step, self.s.total_steps - 1))
+
     def evaluate_now(self) -> dict:
         s, data = self.s, self.s.data
         tr = data.train
@@ -207,7 +211,7 @@ class Trainer:
                          {k.removeprefix("val_"): m for k, m in data.masks.items()
                           if k.startswith("val_")})
         row = {"step": self.step, "epoch": round(self.step / s.steps_per_epoch, 6),
-               "lr": s.schedule(min(self.step, s.total_steps - 1)),
+               "lr": self.lr_at(self.step),
                "train_loss": ev_tr.loss, "train_cost": ev_tr.loss + pen, "train_acc": ev_tr.acc,
                "val_loss": ev_va.loss, "val_cost": ev_va.loss + pen, "val_acc": ev_va.acc}
         row |= {f"val_{k}": v for k, v in ev_va.extra.items()}

@@ -1,7 +1,14 @@
+import os
 from pathlib import Path
 
-import matplotlib
-import pytest
+# One BLAS thread, as `dl2424` sets before NumPy loads (dl2424/cli/__init__.py): in-process
+# CLI tests otherwise get OpenBLAS threads that, on a busy machine, make a surname-ConvNet
+# gradient check 20x slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, os.environ.get("DL2424_THREADS", "1"))
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")
 

@@ -97,20 +97,25 @@ def test_conv_float32_stays_float32():
 
 
 POOL_CASES = [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0), (3, 3, 0), (4, 2, 2)]
+# odd sides take the general separable pool; even ones the stride-2 fast path (cv.fast_pool)
+POOL_SIDES = [(7, 9), (6, 8)]
 
 
+@pytest.mark.parametrize("side", POOL_SIDES)
 @pytest.mark.parametrize("k,stride,pad", POOL_CASES)
-def test_maxpool_matches_loops(k, stride, pad):
-    x = np.random.default_rng(6).standard_normal((2, 3, 7, 9))
+def test_maxpool_matches_loops(k, stride, pad, side):
+    x = np.random.default_rng(6).standard_normal((2, 3, *side))
     out, _ = cv.maxpool_forward(x, k, stride, pad)
     np.testing.assert_array_equal(out, pool_reference(x, k, stride, pad))
 
 
+@pytest.mark.parametrize("side", [(6, 7), (6, 8)])
 @pytest.mark.parametrize("k,stride,pad", POOL_CASES)
-def test_maxpool_gradients(k, stride, pad):
+def test_maxpool_gradients(k, stride, pad, side):
     # distinct random values: no ties, and h = 1e-5 never changes which input wins
     rng = np.random.default_rng(7)
-    x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) * 0.1 + rng.random((2, 2, 6, 7)) * 1e-2
+    shape = (2, 2, *side)
+    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.1 + rng.random(shape) * 1e-2
     out, cache = cv.maxpool_forward(x, k, stride, pad)
     dout = rng.standard_normal(out.shape)
     num = numerical_grad(lambda: float(np.sum(cv.maxpool_forward(x, k, stride, pad)[0] * dout)),

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..atomic import write_json
-from ..build import build
-from ..config import load_experiment
+from ..config import apply_overrides, load_experiment, read_yaml, validate
+from ..data import load_dataset
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..gradcheck import Options
 from ..gradcheck import gradcheck as run_gradcheck
 from ..gradcheck.table import report_table
+from ..search.spec import load_spec
 from . import app, console, notice, user_errors
 from .train_cmd import Configs, DataDir, MoreConfigs, Overrides, configs_of
+
+
+def _experiment(paths: list[Path], overrides: list[str]):
+    """The experiment of config files, or the base experiment of one search spec."""
+    if len(paths) == 1 and "space" in (read_yaml(paths[0]) or {}):
+        search = load_spec(paths[0])
+        console.print(f"{paths[0]} is a search spec: checking its base experiment", highlight=False)
+        return validate(apply_overrides(dict(search.base), overrides, notice), str(paths[0]))
+    return load_experiment(paths, overrides, notice)
 
 
 class _LateProgress:
@@ -43,6 +55,26 @@ class _LateProgress:
             self.bar.stop()
 
 
+def _check_options(**values) -> None:
+    """Numbers of the command line that would make the check meaningless or crash."""
+    def finite(v):
+        return v is None or 0 < v < math.inf
+
+    rules = {"n": (lambda v: v is None or v >= 1, "1 or more"),
+             "dims": (lambda v: v >= 0, "0 (all) or more"),
+             "crop": (lambda v: v >= 0, "0 (whole images) or more"),
+             "h": (finite, "a positive finite step, e.g. 1e-5"),
+             "tol": (finite, "a positive finite number"),
+             "eps": (finite, "a positive finite number"),
+             "atol": (lambda v: v is None or 0 <= v < math.inf, "0 or a positive number"),
+             "max_entries": (lambda v: v is None or v >= 0, "0 (all) or more")}
+    for name, value in values.items():
+        ok, need = rules[name]
+        if not ok(value):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag}: {value:g} is not allowed; give {need}")
+
+
 @app.command()
 def gradcheck(
     config: Configs = None,
@@ -52,8 +84,8 @@ def gradcheck(
         help="numerical (finite differences) or torch (PyTorch autograd in float64, "
              "needs the torch extra).")] = "numerical",
     n: Annotated[int | None, typer.Option(
-        "--n", help="Examples in the batch; default 2 (8 against torch: batch norm on two "
-                    "examples is too ill-conditioned for a 1e-10 comparison).")] = None,
+        "--n", help="Examples in the batch; default 2, or 4 with batch norm (on two examples "
+                    "BN is ill-conditioned), 8 against torch.")] = None,
     dims: Annotated[int, typer.Option(
         help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
     crop: Annotated[int, typer.Option(
@@ -91,13 +123,14 @@ def gradcheck(
                                      ("--method", method, ("centred", "forward"))):
             if value not in choices:
                 raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
-        exp = load_experiment(configs_of(config, more), set_ or [], notice)
-        exp = exp.model_copy(update={"train": exp.train.model_copy(update={"batch_size": 1})})
-        setup = build(exp, resolve_data_dir(data_dir))
+        _check_options(n=n, dims=dims, crop=crop, h=h, tol=tol, eps=eps, atol=atol,
+                       max_entries=max_entries)
+        exp = _experiment(configs_of(config, more), set_ or [])
+        data = load_dataset(exp.data, resolve_data_dir(data_dir), np.float64)
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries, at=at)
         try:
-            reports = run_gradcheck(exp, setup.data, n=n, dims=dims or None, crop=crop or None,
+            reports = run_gradcheck(exp, data, n=n, dims=dims or None, crop=crop or None,
                                     against=against, opts=opts, progress=progress)
         finally:
             progress.close()
@@ -106,7 +139,8 @@ def gradcheck(
         console.print(rep.summary(), highlight=False)
     if save is not None:
         file = save / "gradcheck.json" if save.is_dir() else save
-        write_json(file, [rep.to_json() for rep in reports])
-        console.print(f"saved: {file}", highlight=False)
+        with user_errors():
+            write_json(file, [rep.to_json() for rep in reports])
+        console.print(f"saved: {file}", highlight=False, markup=False)
     if not all(rep.passed for rep in reports):
         raise typer.Exit(1)

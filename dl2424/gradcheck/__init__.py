@@ -26,11 +26,11 @@ def gradcheck(exp: Experiment, data: DataBundle, *, n: int | None = None, dims: 
     """Check the configured model's gradients on a reduced problem (see
     problem_from_experiment) against finite differences, or against torch autograd (one
     report per mode: training, and evaluation with the running statistics when the model
-    has batch norm). n defaults to 2 examples against finite differences (the hand-outs'
-    choice: each entry costs two forward passes) and to 8 against torch: batch norm on two
-    examples normalises every feature to +-1, a computation so ill-conditioned that two
-    correct implementations differ by rounding amplified to ~1e-8."""
-    n = n or (8 if against == "torch" else 2)
+    has batch norm). n defaults to 2 examples against finite differences, 4 with batch norm
+    (see problem_from_experiment), and to 8 against torch: batch norm on two examples
+    normalises every feature to +-1, a computation so ill-conditioned that two correct
+    implementations differ by rounding amplified to ~1e-8."""
+    n = n or (8 if against == "torch" else None)
     problem = problem_from_experiment(exp, data, n=n, dims=dims, crop=crop)
     if against == "torch":
         from .torch_ref import check_against_torch

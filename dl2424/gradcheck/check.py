@@ -17,13 +17,14 @@ import numpy as np
 
 from ..nn import kinks
 from ..rng import Stream, generator
-from .numeric import Estimate, difference, noise_floor, stable_estimate, step_for
+from .numeric import Estimate, difference, noise_floor, rounding_noise, stable_estimate, step_for
 from .point import JITTER, jitter_point
 from .problem import Problem
 from .result import GradReport, ParamCheck
 
 NUMERIC_TOL = 1e-6
-DEFAULT_BUDGET = 400  # entries per check when --max-entries is not given (at least 10 each)
+DEFAULT_BUDGET = 400  # entries per check when --max-entries is not given
+BIG_MODEL = 1_000_000  # parameters; larger models get proportionally fewer entries
 SHIFTS = (4.0, -4.0, 16.0)  # re-check points, in steps, for an entry next to a kink
 
 Progress = Callable[[int, int, str], None]  # (entries done, entries in all, parameter)
@@ -35,7 +36,7 @@ class Options:
     h: float | None = None  # None: per parameter from its scale; a value: that step for all
     tol: float | None = None  # None: 1e-6 against finite differences, 1e-10 against torch
     eps: float = 1e-8  # floor of the relative error's denominator
-    atol: float | None = None  # None: the float64 noise floor for J and h
+    atol: float | None = None  # None: the measured rounding noise of J over h
     max_entries: int | None = None  # None: the default sample; 0: every entry
     at: str = "generic"  # or "init": no jitter
     jitter: float = JITTER
@@ -56,12 +57,31 @@ def max_rel_error(a, n, eps=1e-12, atol=0.0) -> float:
 
 
 def entries_per_param(params: dict, max_entries: int | None) -> int | None:
-    """The sample size for each parameter: None means every entry."""
+    """The sample size for each parameter: None means every entry. By default the budget
+    is shared among the parameters (at least 2 each), and a model of more than BIG_MODEL
+    parameters, whose forward pass costs about that many multiply-adds per example, gets a
+    proportionally smaller budget (the UvA VGG: 2 entries per parameter)."""
     if max_entries == 0:
         return None
     if max_entries is not None:
         return max_entries
-    return max(10, DEFAULT_BUDGET // max(1, len(params)))
+    total = sum(w.size for w in params.values())
+    budget = DEFAULT_BUDGET * min(1.0, BIG_MODEL / max(1, total))
+    return max(2, round(budget / max(1, len(params))))
+
+
+def sample(grad: np.ndarray, k: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted flat indices of k entries (all when k is None or the array is that small):
+    half among the entries whose analytic gradient is non-zero, the rest among the others
+    and any left over. Zero entries say little (a 3x3 filter on a 1x1 map touches only its
+    centre) but are not skipped: a wrongly zeroed gradient shows there."""
+    n = grad.size
+    if k is None or n <= k:
+        return np.arange(n)
+    nonzero = np.flatnonzero(grad.reshape(-1))
+    first = rng.choice(nonzero, min(len(nonzero), (k + 1) // 2), replace=False)
+    rest = np.setdiff1d(np.arange(n), first, assume_unique=True)
+    return np.sort(np.concatenate([first, rng.choice(rest, k - len(first), replace=False)]))
 
 
 class _Entries:
@@ -71,13 +91,13 @@ class _Entries:
         self.tol, self.eps, self.atol = tol, eps, atol
         self.diff, self.rel, self.ok = [], [], []
 
-    def agrees(self, a: float, est: Estimate, J: float) -> bool:
-        floor = self.atol if self.atol is not None else noise_floor(J, est.h)
+    def agrees(self, a: float, est: Estimate, noise: float) -> bool:
+        floor = self.atol if self.atol is not None else noise_floor(noise, est.h)
         d = abs(a - est.value)
         return d <= floor or float(rel_error(a, est.value, self.eps)) <= self.tol
 
-    def add(self, a: float, est: Estimate, J: float):
-        floor = self.atol if self.atol is not None else noise_floor(J, est.h)
+    def add(self, a: float, est: Estimate, noise: float):
+        floor = self.atol if self.atol is not None else noise_floor(noise, est.h)
         d = abs(a - est.value)
         self.diff.append(d)
         self.rel.append(float(rel_error(a, est.value, self.eps)))
@@ -112,13 +132,13 @@ class _Checker:
         finally:
             flat[i] = old
 
-    def param(self, name, w, idx, J, grad) -> ParamCheck:
+    def param(self, name, w, idx, noise, grad) -> ParamCheck:
         o = self.o
         h = o.h or step_for(w)
         flat, ana = w.reshape(-1), grad.reshape(-1)
         acc = _Entries(o.tol, o.eps, o.atol)
         row = ParamCheck(name, w.shape, 0, 0, 0.0, 0.0, None, True, h=h,
-                         floor=o.atol if o.atol is not None else noise_floor(J, h))
+                         floor=o.atol if o.atol is not None else noise_floor(noise, h))
         theta = self.at_theta()
         for i in idx:
             a, est = float(ana[i]), difference(self.p.cost, flat, i, h, o.method, theta)
@@ -132,12 +152,12 @@ class _Checker:
                     continue
                 row.rechecked += 1
                 a, est = found
-            elif not acc.agrees(a, est, J) and o.h is None:
+            elif not acc.agrees(a, est, noise) and o.h is None:
                 better = stable_estimate(self.p.cost, flat, i, h, o.method, theta)
-                if better is not None and acc.agrees(a, better, J):
+                if better is not None and acc.agrees(a, better, noise):
                     row.restepped += 1
                     est = better
-            acc.add(a, est, J)
+            acc.add(a, est, noise)
             self.tick(name)
         diff = np.array(acc.diff)
         row.checked, row.over = len(acc.diff), int(np.sum(~np.array(acc.ok, dtype=bool)))
@@ -163,22 +183,22 @@ def check_model(problem: Problem, opts: Options = Options(),
         opts = replace(opts, tol=NUMERIC_TOL)
     params = problem.model.params
     moved = jitter_point(params, problem.seed, opts.jitter) if opts.at == "generic" else {}
-    J, analytic = problem.cost_and_grads()
+    _, analytic = problem.cost_and_grads()
+    noise = rounding_noise(problem.cost, params, generator(problem.seed, Stream.CHECK, 3))
     k = entries_per_param(params, opts.max_entries)
     pick = generator(problem.seed, Stream.CHECK, 1)
-    plan = [(name, w, np.arange(w.size) if k is None or w.size <= k
-             else np.sort(pick.choice(w.size, k, replace=False)))
-            for name, w in params.items()]
+    plan = [(name, w, sample(analytic[name], k, pick)) for name, w in params.items()]
     checker = _Checker(problem, opts, progress)
     checker.total = sum(len(idx) for _, _, idx in plan)
-    rows = [checker.param(name, w, idx, J, analytic[name]) for name, w, idx in plan]
+    rows = [checker.param(name, w, idx, noise, analytic[name]) for name, w, idx in plan]
     point = "init"
     if moved:
         point = (f"init + seeded jitter {opts.jitter:g} x size on the exact zeros and ties "
                  f"of {', '.join(moved)}")
-    sample = ("every entry" if k is None
-              else f"up to {k} random entries per parameter (--max-entries 0: all)")
+    sampled = ("every entry" if k is None
+              else f"up to {k} random entries per parameter, half of them among those with a "
+                   "non-zero analytic gradient (--max-entries 0: all)")
     return GradReport(problem.what, "finite differences", rows, opts.tol, method=opts.method,
-                      point=point, sample=sample,
+                      point=point, sample=sampled,
                       jitter={"seed": problem.seed, "stream": int(Stream.CHECK), "key": 2,
                               "scale": opts.jitter, "moved": moved})

@@ -16,9 +16,18 @@ from ..rng import Stream, generator
 JITTER = 1e-2  # relative to the parameter's size (absolute for all-zero parameters)
 
 
+TIES_UP_TO = 100_000  # larger arrays are searched for zeros and constant values only
+
+
 def degenerate(w: np.ndarray) -> np.ndarray:
-    """Mask of the entries of w that are exactly zero or exactly equal to another entry."""
+    """Mask of the entries of w that are exactly zero or exactly equal to another entry
+    (in arrays of more than TIES_UP_TO entries: zeros, or all entries when w is constant;
+    random initialisations do not repeat values, constant ones are caught either way)."""
     flat = w.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return np.ones(w.shape, dtype=bool)
+    if flat.size > TIES_UP_TO:
+        return w == 0
     _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     return ((flat == 0) | (counts[inverse] > 1)).reshape(w.shape)
 

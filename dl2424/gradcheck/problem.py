@@ -79,15 +79,21 @@ def _reduced(exp: Experiment, info: DataInfo, X, dims: int | None, crop: int | N
     return build_model(exp, info, np.float64), info, X
 
 
-def problem_from_experiment(exp: Experiment, data: DataBundle, *, n: int = 2,
+def problem_from_experiment(exp: Experiment, data: DataBundle, *, n: int | None = None,
                             dims: int | None = 20, crop: int | None = 8) -> Problem:
     """The configured model in float64 at its initial weights, on the first n training
     examples: flat inputs cut to their first `dims` dimensions, images to a centre crop of
-    `crop` x `crop` pixels (or the smallest larger crop the network accepts)."""
+    `crop` x `crop` pixels (or the smallest larger crop the network accepts).
+
+    n defaults to 2 (the hand-outs'), and to 4 for a model with batch norm (state): on two
+    examples BN maps every feature to +-1 and its gradient lives on near-ties of the two,
+    so J is so curved and rounding-sensitive that finite differences lose 1e-5."""
+    tr = data.train
+    model, info, X = _reduced(exp, data.info, tr.X[:max(n or 4, 1)], dims, crop)
+    n = n or (4 if model.state else 2)
     if n < 1 or n > len(data.train):
         raise UserError(f"--n: need 1..{len(data.train)} examples, got {n}")
-    tr = data.train
-    model, info, X = _reduced(exp, data.info, tr.X[:n], dims, crop)
+    X = X[:n]
     if np.issubdtype(X.dtype, np.floating):
         X = X.astype(np.float64)
     target = tr.T[:n].astype(np.float64) if tr.T is not None else tr.y[:n]

@@ -25,11 +25,12 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_va
 
 from ..data.bundle import DataInfo
 from ..errors import UserError
+from ..limits import Footprint
 from ..nn import batchnorm as bn
 from ..nn import conv2d as cv
-from ..nn import layers
+from ..nn import kinks, layers, parallel
 from ..registry import MODELS, Params
-from .base import Model, ModelParams, make_init, make_loss
+from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
 
@@ -58,6 +59,26 @@ class CNNParams(ModelParams):
     leaky_slope: float = Field(0.02, ge=0, lt=1)
     hidden: list[PositiveInt] = Field(default_factory=list)
     keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on fc-layer inputs
+
+    def footprint(self, info):
+        shape = info.meta.get("image_shape")
+        if not isinstance(shape, list) or len(shape) != 3:
+            return None
+        c, h, w = (int(s) for s in shape)
+        k, s, pad = self.pool.kernel, self.pool.stride, self.pool.padding
+        params, acts = 0, c * h * w
+        for item in self.layers:
+            if item == "M":
+                h, w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+                if min(h, w) < 1:
+                    return None
+                acts += 2 * c * h * w  # pooled map and its argmax
+                continue
+            params += item * c * KERNEL * KERNEL + 4 * item
+            acts += c * KERNEL * KERNEL * h * w + 4 * item * h * w  # im2col, conv/BN/act
+            c = item
+        fc = dense_footprint([c * h * w, *self.hidden, info.n_classes])
+        return Footprint(params + fc.params, acts + fc.activations)
 
 
 def _image_shape(info: DataInfo) -> tuple[int, int, int]:
@@ -122,37 +143,116 @@ class CNN(Model):
         return (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
 
     # ------------------------------------------------------------------ conv block
+    # Feature maps are NHWC. Each block runs on the fixed parts of the batch
+    # (dl2424.nn.parallel, one thread each when there are two), every part writing its own
+    # slice of the layer's work buffers, which the next update of the same size reuses.
+    def _buffer(self, layer, name, shape, dtype, zero=False):
+        return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
+
     def _conv_forward(self, x, l, train):
-        """conv -> [batch norm] -> activation for conv layer l; x and h are NHWC."""
-        P, work = self.params, self.work.setdefault(f"conv{l}", {})
-        W = P[f"F{l}"]
+        """conv -> [batch norm] -> activation for conv layer l."""
+        P, p, key = self.params, self.p, f"conv{l}"
+        W, b = P[f"F{l}"], P.get(f"b{l}")
         n, Ho, Wo, F = cv.conv_out_shape(x.shape, W.shape, 1, PAD)
-        xp = cv.work_buffer(work, "xp", (n, x.shape[1] + 2 * PAD, x.shape[2] + 2 * PAD, x.shape[3]),
-                        x.dtype)
-        cols = cv.work_buffer(work, "cols", (n, Ho, Wo, KERNEL, KERNEL, x.shape[3]), x.dtype,
-                          zero=False)
-        h, c_conv = cv.conv2d_nhwc_forward(x, W, P.get(f"b{l}"), 1, PAD, xp, cols)
-        c_bn = None
-        if self.p.batchnorm:  # per-channel statistics: the rows of the (n H W, F) matrix
-            h, c_bn = bn.batchnorm_forward(h.reshape(-1, F), P[f"gamma{l}"], P[f"beta{l}"],
-                                           bn.layer_state(self.state, f"bn{l}"), train,
-                                           self.p.bn_eps, self.p.bn_alpha)
-            h = h.reshape(n, Ho, Wo, F)
-        h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
-        return h, (c_conv, c_bn, c_act)
+        _, H, Wd, C = x.shape
+        xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
+        cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
+        z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
+        z2, cuts = z.reshape(-1, F), parallel.parts(n)
+        rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
+        W_rows = cv.filter_rows(W)
+        relu = p.activation == "relu"
+        fused_relu = relu and not p.batchnorm  # else BN applies it, or the generic layer
+
+        def conv(i):
+            c = cuts[i]
+            cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows)
+            if fused_relu:
+                np.maximum(z[c], 0, out=z[c])
+            return bn.channel_sums(z2[rows[i]]) if p.batchnorm and train else None
+
+        sums = parallel.map_parts(conv, range(len(cuts)))
+        h, c_bn, c_act = z, None, None
+        if p.batchnorm:
+            y = self._buffer(key, "y", z.shape, x.dtype)
+            _, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
+                                      bn.layer_state(self.state, f"bn{l}"), train, p.bn_eps,
+                                      p.bn_alpha, relu, y.reshape(-1, F), rows,
+                                      parallel.map_parts, sums if train else None)
+            h = y
+        elif fused_relu:
+            kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is
+        if not relu:
+            h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
+        return h, (x.shape, cuts, rows, cols, c_bn, c_act, z if fused_relu else None)
 
     def _conv_backward(self, dout, cache, l, grads):
-        c_conv, c_bn, c_act = cache
-        d = layers.activation_backward(dout, c_act)
+        """Gradients of _conv_forward; dout (an array the model owns) is overwritten."""
+        x_shape, cuts, rows, cols, c_bn, c_act, relu_out = cache
+        W, key = self.params[f"F{l}"], f"conv{l}"
+        n, Ho, Wo, F = dout.shape
+        if c_act is not None:
+            dout = layers.activation_backward(dout, c_act)
+        d2 = dout.reshape(-1, F)
+        input_grad = l > 1  # the first layer's input is the data: no gradient
+        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
+        W_flip = cv.flipped_filter_matrix(W) if input_grad else None
+
+        def back(i, g):
+            """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
+            c = cuts[i]
+            if input_grad:
+                cv.conv2d_nhwc_input_grad(g.reshape(-1, Ho, Wo, F), W, dx[c].shape, 1, PAD,
+                                          dx[c], self.work[key].setdefault(f"part{i}", {}),
+                                          W_flip)
+            return cv.filter_rows_grad(g, cols[c]), bn.channel_sums(g) if c_bn is None else None
+
+        def relu_back(i):
+            g = d2[rows[i]]
+            if relu_out is not None:
+                np.multiply(g, relu_out.reshape(-1, F)[rows[i]] > 0, out=g)
+            return back(i, g)
+
         if c_bn is not None:
-            d2, grads[f"gamma{l}"], grads[f"beta{l}"] = bn.batchnorm_backward(
-                d.reshape(-1, d.shape[-1]), c_bn)
-            d = d2.reshape(d.shape)
-        # The first layer's input is the data: skip its gradient.
-        dx, grads[f"F{l}"], db = cv.conv2d_nhwc_backward(d, c_conv, input_grad=l > 1,
-                                                         scratch=self.work[f"conv{l}"])
-        if db is not None:
-            grads[f"b{l}"] = db
+            grads[f"gamma{l}"], grads[f"beta{l}"], parts = bn.rows_backward(
+                d2, c_bn, rows, parallel.map_parts, back)
+        else:
+            parts = parallel.map_parts(relu_back, range(len(cuts)))
+            grads[f"b{l}"] = bn._total([db for _, db in parts])
+        grads[f"F{l}"] = cv.filter_gradient(bn._total([dW for dW, _ in parts]), W.shape)
+        return dx
+
+    # ------------------------------------------------------------------ pooling block
+    def _pool_forward(self, x, i):
+        k, s, pad = self.pool
+        n, H, W, C = x.shape
+        Ho, Wo = self._pooled(H, W)
+        cuts, key = parallel.parts(n), f"pool{i}"
+        out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
+        if cv.fast_pool(x.shape, k, s, pad):
+            rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype)
+            caches = parallel.map_parts(
+                lambda c: cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c])[1], cuts)
+        else:
+            def pool(c):
+                out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
+                return cache
+
+            caches = parallel.map_parts(pool, cuts)
+        return out, (x.shape, cuts, caches)
+
+    def _pool_backward(self, dout, cache, i):
+        x_shape, cuts, caches = cache
+        dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
+
+        def back(j):
+            c = cuts[j]
+            if cv.fast_pool(x_shape, *self.pool):
+                cv.maxpool2_nhwc_backward(dout[c], caches[j], dx[c])
+            else:
+                dx[c] = cv.maxpool_nhwc_backward(dout[c], caches[j])
+
+        parallel.map_parts(back, range(len(cuts)))
         return dx
 
     # ------------------------------------------------------------------ whole network
@@ -162,7 +262,7 @@ class CNN(Model):
         caches = []
         for kind, l in self.blocks:
             if kind == "pool":
-                h, c = cv.maxpool_nhwc_forward(h, *self.pool)
+                h, c = self._pool_forward(h, l)
             else:
                 h, c = self._conv_forward(h, l, train)
             caches.append(c)
@@ -193,7 +293,7 @@ class CNN(Model):
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
         for (kind, l), c in zip(reversed(self.blocks), reversed(caches), strict=True):
             if kind == "pool":
-                d = cv.maxpool_nhwc_backward(d, c)
+                d = self._pool_backward(d, c, l)
             else:
                 d = self._conv_backward(d, c, l, grads)
         return grads

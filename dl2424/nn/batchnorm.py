@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kinks
+
 STATE_KEYS = ("mean", "var", "count")
 
 
@@ -119,3 +121,95 @@ def _sum_of_products(a, b):
     """sum(a * b) over every axis but 1, without the (a * b) temporary."""
     idx = "abcdefgh"[: a.ndim]
     return np.einsum(f"{idx},{idx}->{idx[1]}", a, b)
+
+
+# ------------------------------------------------------------------ channels-last, in parts
+# The image ConvNet keeps a conv layer's output as the (n H W, F) matrix of its NHWC map
+# and works on it in parts of the batch (dl2424.nn.parallel). These are batchnorm_forward
+# and batchnorm_backward on the rows of that matrix, ReLU fused in, in place, in three
+# passes forward and two backward; per-part sums are added in part order.
+
+
+def channel_sums(x):
+    """Column sums of an (m, F) block: one BLAS product with a ones vector."""
+    return np.ones(x.shape[0], dtype=x.dtype) @ x
+
+
+def _total(partials):
+    total = partials[0].copy()
+    for p in partials[1:]:
+        total += p
+    return total
+
+
+def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, sums=None):
+    """Batch norm (then ReLU when `relu`) of the rows of z (m, F), in parts.
+
+    Inputs:
+    - z: (m, F) conv output; centred in place (it is the cache's x - mu)
+    - y: (m, F) buffer for the output
+    - cuts, run: the parts' row slices, and the map that runs fn(i) for each part index
+    - sums: the parts' channel_sums(z[cut]) when the caller already has them
+    Returns (y, cache). The moving averages in `state` are updated as in batchnorm_forward.
+    """
+    N, parts = z.shape[0], range(len(cuts))
+    if train:
+        mu = _total(sums or run(lambda i: channel_sums(z[cuts[i]]), parts)) / N
+        var = _total(run(lambda i: _centre(z[cuts[i]], mu), parts)) / N
+        _update(state, mu, var, alpha)
+    else:
+        mu, var = state["mean"], state["var"]
+        run(lambda i: np.subtract(z[cuts[i]], mu, out=z[cuts[i]]), parts)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = gamma * inv_std
+
+    def normalise(i):
+        out = y[cuts[i]]
+        np.multiply(z[cuts[i]], scale, out=out)
+        out += beta
+        if relu:
+            np.maximum(out, 0, out=out)
+
+    run(normalise, parts)
+    if relu:
+        kinks.note_sign("relu", y)  # y > 0 exactly where the ReLU's input is
+    return y, (z, y, gamma, inv_std, train, relu)
+
+
+def _centre(z, mu):
+    z -= mu
+    return np.einsum("ij,ij->j", z, z)
+
+
+def rows_backward(dy, cache, cuts, run, then):
+    """Gradients of rows_forward, in parts; dy (m, F) is overwritten with dz.
+
+    then(i, dz_part) runs on part i's dz as soon as it is ready (the conv layer's own
+    backward), on the same thread. Returns (dgamma, dbeta, [then's results in part order]).
+    The cache is used up: its output buffer serves as scratch.
+    """
+    zc, y, gamma, inv_std, train, relu = cache
+    N, parts = zc.shape[0], range(len(cuts))
+
+    def sums(i):
+        g, c = dy[cuts[i]], cuts[i]
+        if relu:
+            np.multiply(g, y[c] > 0, out=g)
+        return channel_sums(g), np.einsum("ij,ij->j", g, zc[c])
+
+    partial = run(sums, parts)
+    dbeta = _total([p[0] for p in partial])
+    dgamma = _total([p[1] for p in partial]) * inv_std
+    scale = gamma * inv_std
+    # dx = scale * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N) with xhat = zc * inv_std
+    k_z, k_0 = scale * inv_std * dgamma / N, scale * dbeta / N
+
+    def apply(i):
+        g, c = dy[cuts[i]], cuts[i]
+        g *= scale
+        if train:
+            g -= np.multiply(zc[c], k_z, out=y[c])
+            g -= k_0
+        return then(i, g)
+
+    return dgamma, dbeta, run(apply, parts)

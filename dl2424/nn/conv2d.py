@@ -119,14 +119,15 @@ def flipped_filter_matrix(W):
     return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, C)
 
 
-def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None):
+def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
+                        W_rows=None):
     """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
     Inputs:
     - x: (n, H, W, C) input
     - W: (F, C, kh, kw) filters; b: (F,) biases, or None
     - xp, cols, out: optional buffers for the padded input (zero border), the im2col
-      matrix and the (n, Ho, Wo, F) output
+      matrix and the (n, Ho, Wo, F) output; W_rows: filter_rows(W) if already made
     Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
     n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
@@ -135,7 +136,8 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None):
     cols = im2col_nhwc(xp, kh, kw, stride, cols)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
-    np.matmul(cols.reshape(n * Ho * Wo, -1), filter_rows(W).T, out=out.reshape(-1, F))
+    W_rows = filter_rows(W) if W_rows is None else W_rows
+    np.matmul(cols.reshape(n * Ho * Wo, -1), W_rows.T, out=out.reshape(-1, F))
     if b is not None:
         out += b
     return out, (x.shape, cols, W, b is not None, stride, pad)
@@ -145,34 +147,48 @@ def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, scratch=None):
     """Gradients of conv2d_nhwc_forward.
 
     Inputs:
-    - dout: (n, Ho, Wo, F) upstream gradient, C-contiguous
+    - dout: (n, Ho, Wo, F) upstream gradient
     - input_grad: False skips dx (the first layer, whose input is data) and returns None
-    - dx: optional (n, H, W, C) buffer for dx; scratch: optional dict of work buffers
-      ("dpad", "dcols") reused across calls
+    - dx, scratch: see conv2d_nhwc_input_grad
     Returns (dx, dW, db); db is None when the forward pass had no bias.
     """
     shape, cols, W, has_bias, stride, pad = cache
-    n, Ho, Wo, F = dout.shape
-    d2 = dout.reshape(-1, F)
-    dW = filter_gradient(d2.T @ cols.reshape(d2.shape[0], -1), W.shape)
+    d2 = dout.reshape(-1, W.shape[0])
+    dW = filter_gradient(filter_rows_grad(d2, cols), W.shape)
     db = d2.sum(axis=0) if has_bias else None
     if not input_grad:
         return None, dW, db
-    if dx is None:
-        dx = np.empty(shape, dtype=dout.dtype)
+    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, scratch), dW, db
+
+
+def filter_rows_grad(dout_rows, cols):
+    """The gradient of filter_rows(W), (F, kh kw C), from dout as an (n Ho Wo, F) matrix."""
+    return dout_rows.T @ cols.reshape(dout_rows.shape[0], -1)
+
+
+def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None, W_flip=None):
+    """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
+
+    At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
+    (W_flip: flipped_filter_matrix(W) if already made); else col2im of dout times the
+    filters. dx: optional output buffer; scratch: optional dict whose "dpad" and "dcols"
+    work arrays are reused across calls.
+    """
+    n, Ho, Wo, F = dout.shape
     kh, kw = W.shape[2:]
-    if stride == 1 and pad <= min(kh, kw) - 1:
-        tpad = (kh - 1 - pad, kw - 1 - pad)
-        dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tpad[0], Wo + 2 * tpad[1], F), dout.dtype)
-        dp[:, tpad[0] : tpad[0] + Ho, tpad[1] : tpad[1] + Wo] = dout
-        dc = im2col_nhwc(dp, kh, kw, 1, work_buffer(scratch, "dcols", (*shape[:3], kh, kw, F),
-                                                 dout.dtype, zero=False))
-        np.matmul(dc.reshape(dx.shape[0] * shape[1] * shape[2], -1), flipped_filter_matrix(W),
-                  out=dx.reshape(-1, shape[3]))
-    else:
-        dcols = (d2 @ filter_rows(W)).reshape(n, Ho, Wo, kh, kw, shape[3])
-        col2im_nhwc(dcols, stride, pad, dx)
-    return dx, dW, db
+    if dx is None:
+        dx = np.empty(x_shape, dtype=dout.dtype)
+    if stride != 1 or pad > min(kh, kw) - 1:
+        dcols = dout.reshape(-1, F) @ filter_rows(W)
+        return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
+    tp, tq = kh - 1 - pad, kw - 1 - pad
+    dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tp, Wo + 2 * tq, F), dout.dtype)
+    dp[:, tp : tp + Ho, tq : tq + Wo] = dout
+    dc = im2col_nhwc(dp, kh, kw, 1,
+                     work_buffer(scratch, "dcols", (*x_shape[:3], kh, kw, F), dout.dtype, False))
+    W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
+    np.matmul(dc.reshape(-1, W_flip.shape[0]), W_flip, out=dx.reshape(-1, x_shape[3]))
+    return dx
 
 
 def work_buffer(scratch, name, shape, dtype, zero=True):
@@ -199,19 +215,43 @@ def _pool2_halves(x, axis):
     return halves[:, :, 0].reshape(shape), halves[:, :, 1].reshape(shape)
 
 
-def _max2_along(x, axis, out, won):
-    """out = max of the pairs along `axis`; won = the first of the pair is the max."""
+def _tail(x, axis):
+    """x without its first entry along `axis`."""
+    return x[:, 1:] if axis == 1 else x[:, :, 1:]
+
+
+def _head(x, axis):
+    """x without its last entry along `axis`."""
+    return x[:, :-1] if axis == 1 else x[:, :, :-1]
+
+
+def _max2_along(x, axis, out, won, won_prev=None):
+    """out = max of the pairs (2i, 2i+1) along `axis`; won = entry 2i wins its pair.
+
+    With won_prev (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
+    first: won_prev = it is the max (ties included), and won is cleared there.
+    """
     a, b = _pool2_halves(x, axis)
     np.maximum(a, b, out=out)
     np.greater_equal(a, b, out=won)
+    if won_prev is not None:
+        o, p = _tail(out, axis), _tail(won_prev, axis)
+        np.greater_equal(_head(b, axis), o, out=p)
+        np.maximum(o, _head(b, axis), out=o)
+        (won_prev[:, 0] if axis == 1 else won_prev[:, :, 0])[...] = False
+        np.greater(won, won_prev, out=won)  # won and not won_prev
     return out
 
 
-def _unmax2_along(dout, won, axis, dx):
-    """Adjoint of _max2_along: the gradient goes to the winner of each pair."""
+def _unmax2_along(dout, won, axis, dx, won_prev=None):
+    """Adjoint of _max2_along: the gradient goes to the winner of each window."""
     a, b = _pool2_halves(dx, axis)
     np.multiply(dout, won, out=a)
-    np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where the second won
+    np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where entry 2i+1 won
+    if won_prev is not None:
+        to_prev = dout * won_prev
+        b -= to_prev  # each window has one winner: this is exact too
+        _head(b, axis)[...] += _tail(to_prev, axis)
     if dx.shape[axis] % 2:
         idx = [slice(None)] * 4
         idx[axis] = -1
@@ -219,32 +259,43 @@ def _unmax2_along(dout, won, axis, dx):
     return dx
 
 
-def maxpool2_nhwc_forward(x, out=None, rows=None):
-    """Max over 2x2 windows at stride 2 (padding 0) of x (n, H, W, C).
+def fast_pool(x_shape, kernel, stride, pad):
+    """Whether maxpool2_nhwc_* handle this pool: 2x2 at stride 2, or 3x3 at stride 2 with
+    padding 1 on even H and W (the UvA network's)."""
+    even = x_shape[1] % 2 == 0 and x_shape[2] % 2 == 0
+    return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
 
-    A max of the two halves along W, then along H, with the winner masks from the same
-    comparisons (ties: the first, i.e. row-major first in the window). `out` (n, H/2, W/2, C)
-    and `rows` (n, H, W/2, C) are optional buffers. Returns (out, cache).
+
+def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None):
+    """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
+    with padding 1 (H and W even).
+
+    A max of the two halves of a reshape along W, then along H, with the winner masks from
+    the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
+    in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
+    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache).
     """
     n, H, W, C = x.shape
-    Ho, Wo = _out_size(H, 2, 2, 0), _out_size(W, 2, 2, 0)
-    rows = np.empty((n, H - H % 2, Wo, C), x.dtype) if rows is None else rows
-    won_col = np.empty(rows.shape, dtype=bool)
-    _max2_along(x[:, : H - H % 2], 2, rows, won_col)
+    Ho, Wo = H // 2, W // 2
+    if min(Ho, Wo) < 1:
+        raise ValueError(f"window 2 (stride 2) is larger than input {min(H, W)}")
+    rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
-    won_row = np.empty(out.shape, dtype=bool)
-    _max2_along(rows, 1, out, won_row)
-    kinks.note_choice("maxpool", won_row, won_col)
-    return out, (x.shape, won_row, won_col, rows)
+    won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
+    prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
+    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0])
+    _max2_along(rows, 1, out, won[1], prev[1])
+    kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
+    return out, (x.shape, won, prev, rows)
 
 
 def maxpool2_nhwc_backward(dout, cache, dx=None):
-    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); its `rows`
-    buffer from the forward pass is reused for the intermediate gradient."""
-    shape, won_row, won_col, rows = cache
-    drows = _unmax2_along(dout, won_row, 1, rows)
+    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); the `rows`
+    buffer of the forward pass holds the intermediate gradient."""
+    shape, won, prev, rows = cache
+    drows = _unmax2_along(dout, won[1], 1, rows, prev[1])
     dx = np.empty(shape, dout.dtype) if dx is None else dx
-    _unmax2_along(drows, won_col, 2, dx[:, : rows.shape[1]])
+    _unmax2_along(drows, won[0], 2, dx[:, : rows.shape[1]], prev[0])
     if shape[1] % 2:
         dx[:, -1] = 0
     return dx
@@ -293,7 +344,7 @@ def _unmax_along(dout, won, axis, stride, size):
 
 def maxpool_nhwc_forward(x, kernel, stride, pad=0):
     """Max over kernel x kernel windows at stride `stride` of x (n, H, W, C); padding never
-    wins (it is -inf). 2x2 windows at stride 2 without padding take `maxpool2_nhwc_forward`.
+    wins (it is -inf). The pools of `fast_pool` take `maxpool2_nhwc_forward`.
 
     Otherwise the square max is separable: a max along rows of a max along columns, 2 kernel
     passes instead of kernel^2, ties to the first row holding the maximum, then its first
@@ -301,9 +352,9 @@ def maxpool_nhwc_forward(x, kernel, stride, pad=0):
     """
     if pad > kernel // 2:
         raise ValueError(f"max-pool padding {pad} must be at most half the kernel {kernel}")
-    if kernel == stride == 2 and pad == 0:
-        out, cache = maxpool2_nhwc_forward(x)
-        return out, ("2x2", cache)
+    if fast_pool(x.shape, kernel, stride, pad):
+        out, cache = maxpool2_nhwc_forward(x, overlap=kernel == 3)
+        return out, ("stride 2", cache)
     n, H, W, C = x.shape
     Ho, Wo = _out_size(H, kernel, stride, pad), _out_size(W, kernel, stride, pad)
     xp = pad_nhwc(x, pad, value=-np.inf)
@@ -316,7 +367,7 @@ def maxpool_nhwc_forward(x, kernel, stride, pad=0):
 def maxpool_nhwc_backward(dout, cache):
     """Routes each window's gradient to the input that won it. Returns dx (n, H, W, C)."""
     kind, inner = cache
-    if kind == "2x2":
+    if kind == "stride 2":
         return maxpool2_nhwc_backward(dout, inner)
     (n, H, W, C), won_row, won_col, stride, pad = inner
     drows = _unmax_along(dout, won_row, 1, stride, H + 2 * pad)

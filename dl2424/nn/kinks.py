@@ -38,6 +38,12 @@ def recording():
         _log = previous
 
 
+def recording_active() -> bool:
+    """True inside a `recording()` block (layers that split work over threads then keep
+    their reports in call order)."""
+    return _log is not None
+
+
 def note_sign(kind: str, x) -> None:
     """Report the sides of 0 of x (the input of a ReLU, the margins of a hinge)."""
     if _log is not None:

@@ -26,7 +26,8 @@ from ..config import apply_overrides, validate
 from ..errors import UserError
 from ..trainer import StopFlag
 
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# the BLAS libraries' thread counts, and the image ConvNet's own (dl2424.nn.parallel)
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "DL2424_THREADS")
 CLUSTER_HINT = "install with pip install dl2424[cluster]"
 
 
