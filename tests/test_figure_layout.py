@@ -8,10 +8,11 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dl2424 import rundir
-from dl2424.report import make_report
+from dl2424.report import figures, make_report, read_run
 from dl2424.report.compare import compare
 from dl2424.search import spec, sweep
 from dl2424.search.plot import plot_sweep
@@ -170,3 +171,24 @@ def test_surname_confusion_numbers_are_legible(reports):
     assert len(titles) == 4 and not any("e+" in t for t in titles)
     assert "step 18,900 (epoch 14)" in titles
     assert min(t.get_fontsize() for t in strip) >= 8
+
+
+def test_histograms_name_their_losses_and_uva_curves_show_every_run(tmp_path):
+    bce = fabricate_run(tmp_path, with_changes(CIFAR_CONFIG, name="a1_bce",
+                                               model__loss={"type": "bce"}), montage=False)
+    softmax = fabricate_run(tmp_path, CIFAR_CONFIG, montage=False)
+    runs = [read_run(bce), read_run(softmax)]
+    with recording() as saved:
+        figures.confidence_figure(runs, ["bce", "softmax"], tmp_path)
+        assert figures.uva_figure(runs, ["a", "b"], tmp_path) is None  # no UvA run
+        uva = read_run(fabricate_run(tmp_path, UVA, montage=False))
+        figures.uva_figure([uva, runs[1]], ["uva", "a1"], tmp_path)
+    titles = [ax.get_title() for ax in saved[0].figure.axes]
+    assert titles[0].startswith("sigmoid + binary cross-entropy (BCE) loss")
+    assert titles[1].startswith("softmax + cross-entropy loss")
+    loss_ax, acc_ax = saved[1].figure.axes
+    assert len(loss_ax.get_lines()) == 4  # training and validation loss of both runs
+    stars = [ln for ln in acc_ax.get_lines() if ln.get_marker() == "*"]
+    assert len(acc_ax.get_lines()) == 4 and len(stars) == 2  # val accuracy + test, per run
+    np.testing.assert_allclose(stars[0].get_ydata(), [100 * 0.3712])
+    assert all(clipped(item) == [] for item in saved)

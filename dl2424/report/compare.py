@@ -21,7 +21,8 @@ TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all 
 
 
 def _has_magic(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
+    """A glob, unless a file of that very name exists (a folder named runs[old])."""
+    return any(c in pattern for c in "*?[") and not Path(pattern).exists()
 
 
 def is_sweep(path: Path) -> bool:
@@ -194,7 +195,7 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         steps = f"{s.get('steps', '?')}/{s.get('total_steps', '?')}" if s else None
         t.rows.append([run.id, sweep and sweep.name, s.get("started"), run.status,
                        run.dataset, run.model, steps,
-                       run.best["val_acc"] if run.best else None,
+                       run.best.get("val_acc") if run.best else None,
                        (s.get("test") or {}).get("acc"), s.get("wall_time_s"), str(path)])
     if not any(r[1] for r in t.rows):  # no trials: no sweep column
         t.columns.pop(1)

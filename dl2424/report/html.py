@@ -34,6 +34,15 @@ GENERATOR = '<meta name="generator" content="dl2424 report">'  # marks folders w
 
 
 @dataclass
+class Preformatted:
+    """A block of text shown as it is (a generated passage), with a caption."""
+
+    title: str
+    text: str
+    caption: str = ""
+
+
+@dataclass
 class Section:
     title: str
     items: list = field(default_factory=list)  # Table | Plot | str (a paragraph)
@@ -133,6 +142,9 @@ def to_markdown(title: str, header: list[str], notes: list[str],
                 out.append(item.to_markdown())
             elif isinstance(item, Plot):
                 out += [f"![{item.title}]({item.file})", "", f"*{item.caption}*", ""]
+            elif isinstance(item, Preformatted):
+                out += [f"### {item.title}", "", "```text", item.text, "```", "",
+                        f"*{item.caption}*", ""]
             else:
                 out += [item, ""]
     return "\n".join(out)
@@ -217,6 +229,9 @@ def to_html(title: str, header: list[str], notes: list[str], sections: list[Sect
                 parts.append(table_html(item))
             elif isinstance(item, Plot):
                 parts.append(figure_html(item, out))
+            elif isinstance(item, Preformatted):
+                parts.append(f"<h3>{esc(item.title)}</h3><pre>{esc(item.text)}</pre>"
+                             f'<p class="tnote">{esc(item.caption)}</p>')
             else:
                 parts.append(f'<p class="tnote">{esc(item)}</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -234,7 +249,7 @@ def write_report(runs: list[Run], out: Path, title: str) -> Path:
         encoding="utf-8", errors="replace")
     labels = run_labels(runs) if len(runs) > 1 else [runs[0].name]
     plots, figure_notes = draw_all(runs, labels, out)
-    plots += draw_comparison(runs, labels, out)
+    plots += draw_comparison(runs, out)
     if ours:  # an earlier report here: drop its figures that this one no longer draws
         for stale in set(out.glob("*.png")) - {out / p.file for p in plots}:
             stale.unlink()
@@ -273,4 +288,7 @@ def make_report(paths: list[Path], name: str | None = None, out: Path | None = N
             name or default_name(runs))
     title = name or (runs[0].name if len(runs) == 1 else
                      " vs ".join(dict.fromkeys(r.name for r in runs)))
+    if runs[0].info.get("meta", {}).get("task") == "lm":  # character language models
+        from .textreport import write_text_report
+        return write_text_report(runs, Path(out), title)
     return write_report(runs, Path(out), title)
