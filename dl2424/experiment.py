@@ -179,7 +179,7 @@ def _previous_summary(run: Path) -> dict | None:
     record; the checkpoint decides where training continues)."""
     try:
         previous = rundir.read_summary(run)
-    except (OSError, ValueError):
+    except (OSError, UserError):
         return None
     ok = isinstance(previous, dict) and isinstance(previous.get("wall_time_s", 0.0), float | int)
     return previous if ok else None

@@ -81,10 +81,9 @@ class Choice:
 
 def _summary(run: Path) -> dict:
     try:
-        summary = rundir.read_summary(run)
-    except (OSError, ValueError):
+        return rundir.read_summary(run)
+    except (OSError, UserError):
         return {}
-    return summary if isinstance(summary, dict) else {}
 
 
 def _status(summary: dict) -> str:
@@ -123,7 +122,10 @@ def best_run(runs_dir: Path, kind: str = "surname") -> Choice:
         if (best := _best(summary)) is not None and _kind(run) == kind:
             found.append(Choice(run, _status(summary), best, given=False, kind=kind))
     if not found:
-        raise UserError(f"no {kind} run under {runs_dir}/; train one first, e.g. "
+        older = "" if kind != "image" else (
+            " (image runs trained before normalisation.npz was saved cannot predict: train "
+            "them again)")
+        raise UserError(f"no {kind} run under {runs_dir}/{older}; train one first, e.g. "
                         f"dl2424 train {TRAIN_HINT[kind]}, or give --run RUN_DIR")
     done = [c for c in found if c.status == "completed"] or found
     return max(reversed(done), key=lambda c: c.best["val_acc"])

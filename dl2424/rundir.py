@@ -132,7 +132,11 @@ def read_metrics(file: Path, required=REQUIRED_COLUMNS) -> tuple[list[dict], boo
     last line was dropped. A row is complete when its line ends in a newline and it has
     every column: the trainer writes the file atomically, other writers might not. A
     language model's file (smooth_loss) needs TEXT_COLUMNS instead."""
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = limits.read_text(file, "metrics table", limits.TABLE_CAP)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start}); the file is "
+                        "corrupt") from None
     lines = text.split("\n")
     partial = lines.pop() != ""  # text after the last newline: an unfinished line
     reader = csv.DictReader(lines)
@@ -316,9 +320,49 @@ def read_normalisation(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+_NUMBER, _COUNT, _TEXT = (int, float), (int,), (str,)
+SUMMARY_FIELDS = {  # key: the types its value may have (None always allowed)
+    "name": _TEXT, "status": _TEXT, "started": _TEXT, "finished": _TEXT, "error": _TEXT,
+    "dataset": _TEXT, "model": _TEXT, "host": _TEXT, "config_hash": _TEXT,
+    "wall_time_s": _NUMBER, "steps_per_sec": _NUMBER,
+    "steps": _COUNT, "total_steps": _COUNT, "checkpoint_step": _COUNT, "n_params": _COUNT,
+    "seed": _COUNT, "skipped_batches": _COUNT, "pid": _COUNT,
+    "final": (dict,), "best": (dict,), "test": (dict,), "test_at_best": (dict,),
+    "versions": (dict,),
+}
+_KIND = {_NUMBER: "a number", _COUNT: "a whole number", _TEXT: "text"}
+
+
+def _summary_problem(summary) -> str | None:
+    if not isinstance(summary, dict):
+        return f"a {type(summary).__name__}, not a mapping"
+    for key, types in SUMMARY_FIELDS.items():
+        v = summary.get(key)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
+            return f"{key!r} is {v!r}, not {_KIND.get(types, 'a mapping')}"
+        if isinstance(v, dict) and key != "versions":
+            bad = [k for k, x in v.items()
+                   if not isinstance(x, int | float | None) or isinstance(x, bool)]
+            if bad:
+                return f"{key}.{bad[0]} is {v[bad[0]]!r}, not a number"
+    return None
+
+
 def read_summary(path: Path) -> dict:
-    with open(path / SUMMARY, encoding="utf-8") as f:
-        return json.load(f)
+    """summary.json of a run folder, its fields of the types dl2424 writes; a missing file
+    raises FileNotFoundError, anything else wrong a UserError."""
+    file = path / SUMMARY
+    try:
+        summary = json.loads(limits.read_text(file, SUMMARY))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+    problem = _summary_problem(summary)
+    if problem:
+        raise UserError(f"{file}: {problem}; the file is corrupt (delete it: resume and "
+                        "report work without it)")
+    return summary
 
 
 def write_summary(path: Path, summary: dict) -> None:
@@ -380,17 +424,24 @@ def is_stale(summary: dict) -> bool:
             and summary.get("host") == socket.gethostname() and not _alive(pid))
 
 
+def trained_by(path: Path) -> int | None:
+    """The live process on this host that holds the run's lock, if any."""
+    lock = path / LOCK
+    try:
+        holder = json.loads(lock.read_text()) if lock.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
+            and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
+        return holder["pid"]
+    return None
+
+
 def check_removable(paths: list[Path]) -> None:
     """Refuse (before deleting anything) a run being trained or a trial of a sweep."""
     for path in paths:
-        lock = path / LOCK
-        try:
-            holder = json.loads(lock.read_text()) if lock.exists() else None
-        except (OSError, ValueError):
-            holder = None
-        if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
-                and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
-            raise UserError(f"{path}: being trained by process {holder['pid']}; stop it first")
+        if (pid := trained_by(path)) is not None:
+            raise UserError(f"{path}: being trained by process {pid}; stop it first")
         if path.parent.name == "runs" and (path.parent.parent / "sweep.yaml").is_file():
             raise UserError(f"{path}: a trial of the sweep {path.parent.parent}, listed in its "
                             "trials.csv; delete the whole sweep folder instead")

@@ -58,3 +58,15 @@ def test_surname_convnet_with_bias_passes(n):
     assert res.exit_code == 0, f"names_convnet.yaml --n {n} model.bias=true:\n{res.output}"
     for p in ("b1", "b2", "bW"):
         assert f"│ {p} " in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_against_torch_passes_on_every_shipped_config(config):
+    """Every model family a shipped config uses has a torch twin that agrees to 1e-10."""
+    pytest.importorskip("torch")
+    res, _ = _gradcheck(config, "--against", "torch", *_text_substitute(config))
+    assert res.exit_code == 0, (
+        f"`dl2424 gradcheck {config.name} --against torch` exited {res.exit_code}:\n"
+        f"{res.output}")
+    assert "agree with torch autograd" in res.output

@@ -28,7 +28,8 @@ TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all 
 
 
 def _has_magic(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
+    """A glob, unless a file of that very name exists (a folder named runs[old])."""
+    return any(c in pattern for c in "*?[") and not Path(pattern).exists()
 
 
 def is_sweep(path: Path) -> bool:

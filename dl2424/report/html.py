@@ -250,7 +250,7 @@ def write_report(runs: list[Run], out: Path, title: str) -> Path:
         encoding="utf-8", errors="replace")
     labels = run_labels(runs) if len(runs) > 1 else [runs[0].name]
     plots, figure_notes = draw_all(runs, labels, out)
-    plots += draw_comparison(runs, labels, out)
+    plots += draw_comparison(runs, out)
     if ours:  # an earlier report here: drop its figures that this one no longer draws
         for stale in set(out.glob("*.png")) - {out / p.file for p in plots}:
             stale.unlink()

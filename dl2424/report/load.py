@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import checkpoint, rundir
+from .. import checkpoint, limits, rundir
 from ..build import build_model
+from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..rundir import is_run, is_stale, read_metrics
 
@@ -133,9 +134,21 @@ def _type_of(section) -> str | None:
 
 def _read_json(f: Path):
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(limits.read_text(f, f.name))
+    except (ValueError, RecursionError) as e:  # JSON, UTF-8
         raise UserError(f"{f}: not valid JSON ({e}); the file is corrupt") from None
+
+
+def _read_mapping(f: Path, parse) -> dict:
+    """A JSON or YAML file of the run folder that must hold a mapping ({} when empty)."""
+    try:
+        value = parse(limits.read_text(f, f.name)) or {}
+    except (ValueError, RecursionError, yaml.YAMLError) as e:  # ValueError: UTF-8, JSON
+        raise UserError(f"{f}: unreadable ({str(e).splitlines()[0]}); the file is corrupt"
+                        ) from None
+    if not isinstance(value, dict):
+        raise UserError(f"{f}: a {type(value).__name__}, not a mapping; the file is corrupt")
+    return value
 
 
 def _read_confusion(f: Path) -> tuple[list[str], np.ndarray]:
@@ -147,6 +160,22 @@ def _read_confusion(f: Path) -> tuple[list[str], np.ndarray]:
         raise UserError(f"{f}: expected a {len(names)} x {len(names)} matrix after the header "
                         f"row, found {matrix.shape[0]} rows; the file is truncated or corrupt")
     return names, matrix
+
+
+SECTIONS = ("data", "model", "optimizer", "schedule", "sampler", "train")
+
+
+def _sections(config: dict, f: Path) -> dict:
+    """Every section as a mapping (`optimizer: sgd` → {type: sgd}), as the report reads it."""
+    out = dict(config)
+    for key in SECTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and key != "train":
+            out[key] = {"type": value}
+        elif value is not None and not isinstance(value, dict):
+            raise UserError(f"{f}: {key} is a {type(value).__name__}, not a mapping; the file "
+                            "is corrupt")
+    return out
 
 
 def read_run(path: Path) -> Run:
@@ -161,14 +190,13 @@ def read_run(path: Path) -> Run:
                         "give a folder that `dl2424 train` made, e.g. runs/<time>-<name>")
     config = {}
     if (path / rundir.CONFIG).is_file():
-        try:
-            config = yaml.safe_load((path / rundir.CONFIG).read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path / rundir.CONFIG}: not valid YAML ({e})") from None
-        if not isinstance(config, dict):
-            raise UserError(f"{path / rundir.CONFIG}: not a mapping; the file is corrupt")
-    summary = _read_json(path / rundir.SUMMARY) if (path / rundir.SUMMARY).is_file() else {}
-    info = _read_json(path / rundir.DATA) if (path / rundir.DATA).is_file() else {}
+        config = _sections(_read_mapping(path / rundir.CONFIG, yaml.safe_load),
+                           path / rundir.CONFIG)
+    summary = rundir.read_summary(path) if (path / rundir.SUMMARY).is_file() else {}
+    info = {}
+    if (path / rundir.DATA).is_file():
+        info = _read_mapping(path / rundir.DATA, json.loads)
+        DataInfo.from_json(info, str(path / rundir.DATA))  # damage is a UserError here
     rows, truncated = [], False
     if (path / rundir.METRICS).is_file():
         rows, truncated = read_metrics(path / rundir.METRICS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from ..errors import UserError
@@ -103,15 +104,15 @@ class Table:
         note = self.note + ("; " if self.note and left_out else "") + (
             f"not shown: {', '.join(left_out)} (--wide, or --columns to choose)"
             if left_out else "")
-        t = RichTable(title=self.title, caption=note or None)
+        t = RichTable(title=escape(self.title), caption=escape(note) or None)
         for i in keep:
-            t.add_column(self.columns[i], no_wrap=i == 0, overflow="fold",
+            t.add_column(escape(self.columns[i]), no_wrap=i == 0, overflow="fold",
                          min_width=self._width(i, text, None if wide else CELL_WIDTH),
                          justify="left" if i == 0 or not self._numeric(i) else "right")
         for r, raw in zip(text, self.rows, strict=True):
             status = next((v for c, v in zip(self.columns, raw, strict=True) if c == "status"),
                           None)
-            t.add_row(*(r[i] for i in keep), style=STATUS_STYLE.get(status))
+            t.add_row(*(escape(r[i]) for i in keep), style=STATUS_STYLE.get(status))
         return t
 
     def _numeric(self, i: int) -> bool:
