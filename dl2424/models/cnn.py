@@ -165,8 +165,9 @@ class CNN(Model):
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, c_bn, c_act, z if fused_relu else None)
 
-    def _conv_backward(self, dout, cache, l, grads):
-        """Gradients of _conv_forward; dout (an array the model owns) is overwritten."""
+    def _conv_backward(self, dout, cache, l, grads, relu_done=False):
+        """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
+        relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
         x_shape, cuts, rows, cols, c_bn, c_act, relu_out = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
@@ -188,13 +189,13 @@ class CNN(Model):
 
         def relu_back(i):
             g = d2[rows[i]]
-            if relu_out is not None:
+            if relu_out is not None and not relu_done:
                 np.multiply(g, relu_out.reshape(-1, F)[rows[i]] > 0, out=g)
             return back(i, g)
 
         if c_bn is not None:
             grads[f"gamma{l}"], grads[f"beta{l}"], parts = bn.rows_backward(
-                d2, c_bn, rows, parallel.map_parts, back)
+                d2, c_bn, rows, parallel.map_parts, back, relu_done)
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = bn._total([db for _, db in parts])
@@ -218,14 +219,18 @@ class CNN(Model):
                 return cache
 
             caches = parallel.map_parts(pool, cuts)
-        return out, (x.shape, cuts, caches)
+        return out, (x.shape, cuts, caches, out)
 
-    def _pool_backward(self, dout, cache, i):
-        x_shape, cuts, caches = cache
+    def _pool_backward(self, dout, cache, i, relu):
+        """dx of _pool_forward. relu: the input came from a ReLU, whose gradient is taken here
+        on the smaller map: a window's gradient passes only if its max is positive."""
+        x_shape, cuts, caches, out = cache
         dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
 
         def back(j):
             c = cuts[j]
+            if relu:
+                np.multiply(dout[c], out[c] > 0, out=dout[c])
             if cv.fast_pool(x_shape, *self.pool):
                 cv.maxpool2_nhwc_backward(dout[c], caches[j], dx[c])
             else:
@@ -270,11 +275,16 @@ class CNN(Model):
             if c_drop is not None:
                 d = layers.dropout_backward(d, c_drop)
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
-        for (kind, l), c in zip(reversed(self.blocks), reversed(caches), strict=True):
+        relu_done = False  # the ReLU of the conv before a pool acts in the pool's backward
+        for b in reversed(range(len(self.blocks))):
+            kind, l = self.blocks[b]
             if kind == "pool":
-                d = self._pool_backward(d, c, l)
+                relu_done = (b > 0 and self.blocks[b - 1][0] == "conv"
+                             and self.p.activation == "relu")
+                d = self._pool_backward(d, caches[b], l, relu_done)
             else:
-                d = self._conv_backward(d, c, l, grads)
+                d = self._conv_backward(d, caches[b], l, grads, relu_done)
+                relu_done = False
         return grads
 
     def scores(self, X, batch_size: int | None = None):
