@@ -128,6 +128,17 @@ class CNN(Model):
     def _buffer(self, layer, name, shape, dtype, zero=False):
         return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
 
+    def _dx_scratch(self, l, i, shape, dtype):
+        """Part i's work arrays for conv layer l's dx: its own padded gradient (whose zero
+        border stays), and an im2col matrix that all layers share (one at a time)."""
+        size, shared = int(np.prod(shape)), self.work.setdefault("shared", {})
+        flat = shared.get(f"dcols{i}")
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = shared[f"dcols{i}"] = np.empty(size, dtype)
+        scratch = self.work[f"conv{l}"].setdefault(f"part{i}", {})
+        scratch["dcols"] = flat[:size].reshape(shape)
+        return scratch
+
     def _conv_forward(self, x, l, train):
         """conv -> [batch norm] -> activation for conv layer l."""
         P, p, key = self.params, self.p, f"conv{l}"
@@ -182,9 +193,11 @@ class CNN(Model):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
             c = cuts[i]
             if input_grad:
+                step = cv.dx_chunk(dx[c].shape, KERNEL * KERNEL * F, dx.dtype)
+                scratch = self._dx_scratch(l, i, (step, *dx.shape[1:3], KERNEL, KERNEL, F),
+                                           dx.dtype)
                 cv.conv2d_nhwc_input_grad(g.reshape(-1, Ho, Wo, F), W, dx[c].shape, 1, PAD,
-                                          dx[c], self.work[key].setdefault(f"part{i}", {}),
-                                          W_flip)
+                                          dx[c], scratch, W_flip)
             return cv.filter_rows_grad(g, cols[c]), bn.channel_sums(g) if c_bn is None else None
 
         def relu_back(i):

@@ -184,11 +184,21 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None,
     tp, tq = kh - 1 - pad, kw - 1 - pad
     dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tp, Wo + 2 * tq, F), dout.dtype)
     dp[:, tp : tp + Ho, tq : tq + Wo] = dout
-    dc = im2col_nhwc(dp, kh, kw, 1,
-                     work_buffer(scratch, "dcols", (*x_shape[:3], kh, kw, F), dout.dtype, False))
     W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
-    np.matmul(dc.reshape(-1, W_flip.shape[0]), W_flip, out=dx.reshape(-1, x_shape[3]))
+    # a few examples at a time: their im2col matrix stays in the cache for the product
+    step = dx_chunk(x_shape, kh * kw * F, dout.dtype)
+    dc = work_buffer(scratch, "dcols", (step, *x_shape[1:3], kh, kw, F), dout.dtype, False)
+    for s in range(0, n, step):
+        e = slice(s, min(s + step, n))
+        cols = im2col_nhwc(dp[e], kh, kw, 1, dc[: e.stop - s])
+        np.matmul(cols.reshape(-1, W_flip.shape[0]), W_flip, out=dx[e].reshape(-1, x_shape[3]))
     return dx
+
+
+def dx_chunk(x_shape, row_size, dtype, target=2**21):
+    """Examples per im2col block of conv2d_nhwc_input_grad: about `target` bytes (2 MB)."""
+    per_example = x_shape[1] * x_shape[2] * row_size * np.dtype(dtype).itemsize
+    return int(np.clip(target // per_example, 1, x_shape[0]))
 
 
 def work_buffer(scratch, name, shape, dtype, zero=True):
