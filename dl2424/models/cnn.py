@@ -128,16 +128,9 @@ class CNN(Model):
     def _buffer(self, layer, name, shape, dtype, zero=False):
         return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
 
-    def _dx_scratch(self, l, i, shape, dtype):
-        """Part i's work arrays for conv layer l's dx: its own padded gradient (whose zero
-        border stays), and an im2col matrix that all layers share (one at a time)."""
-        size, shared = int(np.prod(shape)), self.work.setdefault("shared", {})
-        flat = shared.get(f"dcols{i}")
-        if flat is None or flat.size < size or flat.dtype != dtype:
-            flat = shared[f"dcols{i}"] = np.empty(size, dtype)
-        scratch = self.work[f"conv{l}"].setdefault(f"part{i}", {})
-        scratch["dcols"] = flat[:size].reshape(shape)
-        return scratch
+    def _blocks(self, i):
+        """Part i's im2col block buffer, shared by all layers (cv.block)."""
+        return self.work.setdefault(f"part{i}", {})
 
     def _conv_forward(self, x, l, train):
         """conv -> [batch norm] -> activation for conv layer l."""
@@ -186,19 +179,20 @@ class CNN(Model):
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
-        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
-        W_flip = cv.flipped_filter_matrix(W) if input_grad else None
+        dx = dpad = W_flip = None
+        if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
+            dx = self._buffer(key, "dx", x_shape, dout.dtype)
+            dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
+            W_flip = cv.flipped_filter_matrix(W)
 
         def back(i, g):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
-            c = cuts[i]
+            c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
+            dW = cv.filter_rows_grad(g, cols[c])
             if input_grad:
-                step = cv.dx_chunk(dx[c].shape, KERNEL * KERNEL * F, dx.dtype)
-                scratch = self._dx_scratch(l, i, (step, *dx.shape[1:3], KERNEL, KERNEL, F),
-                                           dx.dtype)
-                cv.conv2d_nhwc_input_grad(g.reshape(-1, Ho, Wo, F), W, dx[c].shape, 1, PAD,
-                                          dx[c], scratch, W_flip)
-            return cv.filter_rows_grad(g, cols[c]), bn.channel_sums(g) if c_bn is None else None
+                cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
+                                          self._blocks(i), W_flip)
+            return dW, bn.channel_sums(g) if c_bn is None else None
 
         def relu_back(i):
             g = d2[rows[i]]
