@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .config import Experiment
 from .data import load_dataset
 from .data.bundle import DataBundle, DataInfo
@@ -34,7 +35,10 @@ class Setup:
 
 
 def build_model(exp: Experiment, info: DataInfo, dtype=None) -> Model:
+    """The configured model for data `info`, after checking that it fits in memory."""
     dtype = np.dtype(dtype or exp.dtype)
+    limits.check_memory(exp.model.params.footprint(info), exp.train.batch_size,
+                        dtype.itemsize, f"model {exp.model.type}")
     rng = generator(exp.seed, Stream.INIT)
     return MODELS[exp.model.type].factory(exp.model.params, info, dtype, rng)
 
@@ -71,4 +75,5 @@ def build_schedule(exp: Experiment, spe: int, total: int | None = None):
             .cycle_steps(t.cycles)
     elif total is None:
         total = t.steps if t.steps else t.epochs * spe
+    limits.check_length(total, min(t.eval_every or spe, total))
     return SCHEDULES[exp.schedule.type].factory(exp.schedule.params, total_steps=total, **kw), total

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .atomic import atomic_open, write_json
 from .errors import UserError
 
@@ -38,6 +39,51 @@ def save(path: Path, model, optimizer, meta: dict) -> None:
     write_json(path.with_suffix(".json"), meta, fsync=False)  # a copy for people to read
 
 
+def _check_entries(z, path: Path) -> None:
+    """Read every entry's npy header first: an entry must hold the bytes its header claims
+    (a forged header claiming terabytes would otherwise be allocated), and all of them
+    together must fit in memory."""
+    total = 0
+    for info in z.zip.infolist():
+        with z.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(f)
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if need > info.file_size:
+            raise ValueError(f"entry {info.filename} claims shape {shape} of {dtype} "
+                             f"({limits.human(need)}) but holds {limits.human(info.file_size)}")
+        total += need
+    limit, why = limits.memory_limit()
+    if total > limit:
+        raise UserError(f"{path}: its arrays need {limits.human(total)}, more than the memory "
+                        f"limit of {limits.human(limit)} ({why})")
+
+
+META_INTS = ("step", "total_steps", "skipped_batches", "seed")
+
+
+def check_meta(meta) -> None:
+    """The metadata a resume relies on has the types it was written with (true is no step)."""
+    if not isinstance(meta, dict):
+        raise ValueError("its 'meta' entry is not a mapping")
+    if "step" not in meta:
+        raise ValueError("its 'meta' entry has no step")
+    for k in META_INTS:
+        v = meta.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"meta {k} is {v!r}, not a count")
+    sampled = meta.get("sampled", [])
+    if not isinstance(sampled, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sampled):
+        raise ValueError(f"meta sampled is {sampled!r}, not a list of counts")
+    if not isinstance(meta.get("best"), dict | None):
+        raise ValueError(f"meta best is {meta['best']!r}, not a mapping")
+    if not isinstance(meta.get("config_hash", ""), str):
+        raise ValueError(f"meta config_hash is {meta['config_hash']!r}, not a string")
+
+
 def load(path: Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
@@ -45,6 +91,9 @@ def load(path: Path) -> Checkpoint:
                         f"{path}: not a checkpoint file")
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "zip"):
+                raise ValueError("not an .npz archive")
+            _check_entries(z, path)
             groups = {g: {} for g in GROUPS}
             for key in z.files:
                 if key == "meta":
@@ -54,9 +103,9 @@ def load(path: Path) -> Checkpoint:
                     raise ValueError(f"unexpected entry {key!r}")
                 groups[g][name] = z[key]
             meta = json.loads(str(z["meta"]))
-        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
-            raise ValueError("its 'meta' entry has no step")
-    except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSError) as e:
+        check_meta(meta)
+    except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSError,
+            RecursionError) as e:
         raise UserError(f"{path}: checkpoint is corrupt or truncated ({e}); "
                         "use an earlier run or retrain") from None
     return Checkpoint(groups["params"], groups["state"], groups["optim"], meta)
@@ -84,9 +133,29 @@ def restore(ckpt: Checkpoint, model, optimizer=None, where: str = "checkpoint") 
             if v.shape != target[k].shape:
                 raise UserError(f"{where}: {group} {k} has shape {v.shape}, the model expects "
                                 f"{target[k].shape}; the checkpoint is from another architecture")
+            if v.dtype.kind != target[k].dtype.kind:
+                raise UserError(f"{where}: {group} {k} holds {v.dtype} values, the model "
+                                f"{target[k].dtype}; the checkpoint was not written by dl2424")
+        for k, v in saved.items():
             target[k] = v.astype(target[k].dtype, copy=True)
     if optimizer is not None:
+        _check_slots(ckpt.optim, model.params, where)
         optimizer.state = {k: v.copy() for k, v in ckpt.optim.items()}
+
+
+def _check_slots(optim: dict, params: dict, where: str) -> None:
+    """Optimizer state: a slot `<slot>.<param>` has its parameter's shape and dtype; any
+    other entry (a step counter, a slot over all parameters at once) holds numbers."""
+    for k, v in optim.items():
+        _, _, name = k.partition(".")
+        if name in params:
+            ok = v.shape == params[name].shape and v.dtype == params[name].dtype
+        else:
+            ok = v.dtype.kind in "fiu"
+        if not ok:
+            raise UserError(f"{where}: optimizer state {k} ({v.dtype}, shape {v.shape}) does "
+                            "not belong to this model's parameters; the checkpoint is from "
+                            "another architecture or optimizer")
 
 
 def update_meta(path: Path, **changes) -> None:

@@ -20,7 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-from . import components  # noqa: F401  (fills the registries)
+from . import (
+    components,  # noqa: F401  (fills the registries)
+    limits,
+)
 from .compose import Notify, merge, nest, read_with_bases
 from .errors import UserError
 from .registry import DATASETS, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULES, Params, component
@@ -225,14 +228,17 @@ def apply_overrides(raw: dict, overrides: list[str], notify: Notify = lambda m: 
 
 def read_yaml(path: Path) -> dict:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = limits.read_text(Path(path), "config")
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a config file") from None
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
                         f"{e.start}); save the config as UTF-8") from None
     except OSError as e:
-        raise UserError(f"{path}: cannot read config ({e.__class__.__name__})") from None
+        raise UserError(f"{path}: cannot read config ({e.strerror or type(e).__name__})"
+                        ) from None
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as e:

@@ -8,11 +8,13 @@ import types
 import typing
 from dataclasses import dataclass
 
+import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from .compose import registry_of
 from .config import Experiment, TrainConfig
+from .errors import UserError
 from .registry import DATASETS, INITS, LOSSES, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULES, Registry
 
 # The config section each registry fills, in the order of a config file.
@@ -28,7 +30,7 @@ class Key:
     type: str
     default: str
     description: str
-
+    choices: bool = False  # the type is a list of allowed words
 
 @dataclass(frozen=True)
 class Doc:
@@ -60,11 +62,14 @@ def type_name(annotation) -> str:
 
 
 def _default(field) -> str:
-    if field.default_factory is not None:
-        return repr(field.default_factory()).replace("'", "")
-    if field.default is PydanticUndefined:
+    if field.default is PydanticUndefined and field.default_factory is None:
         return "required"
-    value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if isinstance(value, BaseModel) or isinstance(value, list | dict):
+        plain = value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) \
+            else [v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v
+                  for v in value] if isinstance(value, list) else value
+        return yaml.safe_dump(plain, default_flow_style=True, width=10**6).strip()
     if value is None:
         return "null"
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -86,7 +91,7 @@ def _bounds(field) -> str:
 def keys_of(model: type[BaseModel]) -> list[Key]:
     return [Key(name, type_name(f.annotation if registry_of(f) is None else
                                 typing.Annotated[object, registry_of(f)]) + _bounds(f),
-                _default(f), f.description or "")
+                _default(f), f.description or "", typing.get_origin(f.annotation) is typing.Literal)
             for name, f in model.model_fields.items()]
 
 
@@ -124,3 +129,26 @@ def markdown(docs: list[Doc]) -> str:
             f"`{k.name}`", k.type, f"`{k.default}`", k.description)) + " |" for k in d.keys]
         out.append("")
     return "\n".join(out)
+
+
+def summary(docs: list[Doc]) -> str:
+    """One row per section and component: its keys with their defaults (and descriptions).
+    What the README's key table holds (`make readme` writes it there)."""
+    rows = ["| section or component | key = default (choices): description |", "|---|---|"]
+    for d in docs:
+        title = f"`{d.name}`" if d.kind == "section" else f"{d.kind} `{d.name}`"
+        keys = "; ".join(f"`{k.name}` = {k.default}" + (f" ({k.type})" if k.choices else "")
+                         + (f": {k.description}" if k.description else "") for k in d.keys)
+        rows.append(f"| {title} | " + (keys or "no keys").replace("|", "\\|") + " |")
+    return "\n".join(rows) + "\n"
+
+
+BEGIN, END = "<!-- keys: begin (generated: make readme) -->", "<!-- keys: end -->"
+
+
+def splice(text: str, table: str) -> str:
+    """`text` with the part between the BEGIN and END markers replaced by `table`."""
+    if BEGIN not in text or END not in text:
+        raise UserError(f"no {BEGIN} ... {END} markers to write the key table between")
+    head, rest = text.split(BEGIN, 1)
+    return head + BEGIN + "\n" + table + rest[rest.index(END):]

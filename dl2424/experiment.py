@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, rundir, tblog
+from . import __version__, checkpoint, limits, rundir, tblog
 from .atomic import write_json
 from .build import Setup, build, build_schedule
 from .config import Experiment, apply_overrides, validate
 from .data.bundle import DataInfo
+from .data.names import Encoder
 from .errors import UserError
 from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer, trainer_for
 
@@ -147,7 +148,7 @@ def _previous_summary(run: Path) -> dict | None:
     record; the checkpoint decides where training continues)."""
     try:
         previous = rundir.read_summary(run)
-    except (OSError, ValueError):
+    except (OSError, UserError):
         return None
     ok = isinstance(previous, dict) and isinstance(previous.get("wall_time_s", 0.0), float | int)
     return previous if ok else None
@@ -238,5 +239,17 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
 
 
 def load_info(run: Path) -> DataInfo:
-    return DataInfo.from_json(json.loads((run / "data.json").read_text()))
+    """data.json of a run folder, checked field by field (a character encoder against the
+    model's vocabulary, name length and classes too); damage is a UserError."""
+    file = run / "data.json"
+    try:
+        d = json.loads(limits.read_text(file, "data.json"))
+    except FileNotFoundError:
+        raise UserError(f"{run}: no data.json; not a run folder made by dl2424 train") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was damaged") from None
+    info = DataInfo.from_json(d, str(file))
+    if info.encoder is not None:
+        Encoder.of(info, str(file))
+    return info
 

@@ -98,21 +98,39 @@ class Adam(Optimizer):
         w -= step * m / (np.sqrt(v) + w.dtype.type(self.p.eps))
 
 
+def _scaled_step(w, dw, m, lr, eps, buf):
+    """w <- w - lr dw / sqrt(m + eps), through one scratch buffer (no temporaries)."""
+    np.add(m, eps, out=buf)
+    np.sqrt(buf, out=buf)
+    np.divide(dw, buf, out=buf)
+    buf *= lr
+    w -= buf
+
+
 class AdaGrad(Optimizer):
     # A4 hand-out: m <- m + g^2;  w <- w - lr g / sqrt(m + eps)
     def update(self, key, w, dw, lr):
-        m = self.slot("m", key, w)
-        m += dw * dw
-        w -= lr * dw / np.sqrt(m + w.dtype.type(self.p.eps))
+        m, buf = self.slot("m", key, w), self._buf(w)
+        np.multiply(dw, dw, out=buf)
+        m += buf
+        _scaled_step(w, dw, m, lr, w.dtype.type(self.p.eps), buf)
+
+    def _buf(self, w):
+        b = getattr(self, "_scratch", None)
+        if b is None or b.shape != w.shape or b.dtype != w.dtype:
+            b = self._scratch = np.empty_like(w)
+        return b
 
 
-class RMSProp(Optimizer):
+class RMSProp(AdaGrad):
     # m <- gamma m + (1 - gamma) g^2;  w <- w - lr g / sqrt(m + eps)
     def update(self, key, w, dw, lr):
-        m = self.slot("m", key, w)
+        m, buf = self.slot("m", key, w), self._buf(w)
         m *= w.dtype.type(self.p.gamma)
-        m += w.dtype.type(1 - self.p.gamma) * dw * dw
-        w -= lr * dw / np.sqrt(m + w.dtype.type(self.p.eps))
+        np.multiply(dw, dw, out=buf)
+        buf *= w.dtype.type(1 - self.p.gamma)
+        m += buf
+        _scaled_step(w, dw, m, lr, w.dtype.type(self.p.eps), buf)
 
 
 @OPTIMIZERS.register("sgd", SGDParams)

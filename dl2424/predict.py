@@ -81,10 +81,9 @@ class Choice:
 
 def _summary(run: Path) -> dict:
     try:
-        summary = rundir.read_summary(run)
-    except (OSError, ValueError):
+        return rundir.read_summary(run)
+    except (OSError, UserError):
         return {}
-    return summary if isinstance(summary, dict) else {}
 
 
 def _status(summary: dict) -> str:
@@ -102,7 +101,7 @@ def _kind(run: Path) -> str | None:
     normalisation), or None."""
     try:
         info = load_info(run)
-    except (OSError, ValueError, KeyError, TypeError):
+    except UserError:
         return None
     if info.encoder is not None:
         return "surname"
@@ -123,7 +122,10 @@ def best_run(runs_dir: Path, kind: str = "surname") -> Choice:
         if (best := _best(summary)) is not None and _kind(run) == kind:
             found.append(Choice(run, _status(summary), best, given=False, kind=kind))
     if not found:
-        raise UserError(f"no {kind} run under {runs_dir}/; train one first, e.g. "
+        older = "" if kind != "image" else (
+            " (image runs trained before normalisation.npz was saved cannot predict: train "
+            "them again)")
+        raise UserError(f"no {kind} run under {runs_dir}/{older}; train one first, e.g. "
                         f"dl2424 train {TRAIN_HINT[kind]}, or give --run RUN_DIR")
     done = [c for c in found if c.status == "completed"] or found
     return max(reversed(done), key=lambda c: c.best["val_acc"])
@@ -196,7 +198,7 @@ class Predictor:
         if info.encoder is None:
             raise UserError(f"{run}: this run's dataset has no character encoder; predict "
                             "--name needs a run trained on names (--image takes image runs)")
-        self.encoder = Encoder.from_json(info.encoder)
+        self.encoder = Encoder.of(info, str(run / "data.json"))
         self.run = run
 
     @property

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from . import limits
 from .atomic import atomic_open, write_json, write_text
 from .errors import UserError
 
@@ -126,9 +127,49 @@ def read_normalisation(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+_NUMBER, _COUNT, _TEXT = (int, float), (int,), (str,)
+SUMMARY_FIELDS = {  # key: the types its value may have (None always allowed)
+    "name": _TEXT, "status": _TEXT, "started": _TEXT, "finished": _TEXT, "error": _TEXT,
+    "dataset": _TEXT, "model": _TEXT, "host": _TEXT, "config_hash": _TEXT,
+    "wall_time_s": _NUMBER, "steps_per_sec": _NUMBER,
+    "steps": _COUNT, "total_steps": _COUNT, "checkpoint_step": _COUNT, "n_params": _COUNT,
+    "seed": _COUNT, "skipped_batches": _COUNT, "pid": _COUNT,
+    "final": (dict,), "best": (dict,), "test": (dict,), "test_at_best": (dict,),
+    "versions": (dict,),
+}
+_KIND = {_NUMBER: "a number", _COUNT: "a whole number", _TEXT: "text"}
+
+
+def _summary_problem(summary) -> str | None:
+    if not isinstance(summary, dict):
+        return f"a {type(summary).__name__}, not a mapping"
+    for key, types in SUMMARY_FIELDS.items():
+        v = summary.get(key)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
+            return f"{key!r} is {v!r}, not {_KIND.get(types, 'a mapping')}"
+        if isinstance(v, dict) and key != "versions":
+            bad = [k for k, x in v.items()
+                   if not isinstance(x, int | float | None) or isinstance(x, bool)]
+            if bad:
+                return f"{key}.{bad[0]} is {v[bad[0]]!r}, not a number"
+    return None
+
+
 def read_summary(path: Path) -> dict:
-    with open(path / "summary.json", encoding="utf-8") as f:
-        return json.load(f)
+    """summary.json of a run folder, its fields of the types dl2424 writes; a missing file
+    raises FileNotFoundError, anything else wrong a UserError."""
+    file = path / "summary.json"
+    try:
+        summary = json.loads(limits.read_text(file, "summary.json"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+    problem = _summary_problem(summary)
+    if problem:
+        raise UserError(f"{file}: {problem}; the file is corrupt (delete it: resume and "
+                        "report work without it)")
+    return summary
 
 
 def write_summary(path: Path, summary: dict) -> None:

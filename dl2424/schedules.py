@@ -95,12 +95,13 @@ class Cyclic(Schedule):
         return lo + frac * (hi - lo)
 
     def cycle_steps(self, cycles):
-        n_s, total = self.p.n_s, 0
-        for _ in range(cycles):
-            total += 2 * n_s
-            if self.p.double_every_cycle:
-                n_s *= 2
-        return total
+        """Steps in the first `cycles` cycles: 2 n_s each, or 2 n_s (2^cycles - 1) when n_s
+        doubles. In closed form, without a loop over cycles (train.cycles may be huge; the
+        caller refuses a length over limits.MAX_STEPS, and past 2^64 the exact number does
+        not matter)."""
+        if not self.p.double_every_cycle:
+            return 2 * self.p.n_s * cycles
+        return 2 * self.p.n_s * (2 ** min(cycles, 64) - 1)
 
 
 @SCHEDULES.register("linear", LinearParams)

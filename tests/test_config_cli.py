@@ -1,5 +1,7 @@
 """Seeing the config before training: --print-config, --dry-run, `config show`."""
 
+from pathlib import Path
+
 import yaml
 from typer.testing import CliRunner
 
@@ -63,3 +65,25 @@ def test_config_show_lists_keys_types_and_defaults():
     assert all(f"optimizer {n}" in opt for n in ("sgd", "momentum", "nesterov", "adam"))
     bad = runner.invoke(app, ["config", "show", "adamw"])
     assert bad.exit_code == 2 and "no such section, kind or type" in bad.output
+
+
+def test_config_show_writes_the_readme_key_table(tmp_path):
+    from dl2424.config_docs import BEGIN, END, KINDS
+
+    doc = tmp_path / "README.md"
+    doc.write_text(f"# x\n\nbefore\n\n{BEGIN}\nstale row\n{END}\n\nafter\n")
+    r = runner.invoke(app, ["config", "show", "--readme", str(doc)])
+    assert r.exit_code == 0, r.output
+    text = doc.read_text()
+    assert "stale row" not in text and text.startswith("# x\n\nbefore\n") and "after" in text
+    table = text.split(BEGIN)[1].split(END)[0]
+    for kind, registry in KINDS.items():
+        for name in registry.names():
+            assert f"| {kind} `{name}` |" in table
+    assert "`n_s` = 500" in table and "`dtype` = float32 (float32 \\| float64)" in table
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert BEGIN in readme and "| optimizer `adam` |" in readme  # the README holds the table
+    bad = tmp_path / "plain.md"
+    bad.write_text("no markers\n")
+    r = runner.invoke(app, ["config", "show", "--readme", str(bad)])
+    assert r.exit_code == 2 and "markers" in r.output and bad.read_text() == "no markers\n"

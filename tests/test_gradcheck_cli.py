@@ -73,3 +73,22 @@ def test_bad_options_exit_2(env):
     for opt in (["--against", "jax"], ["--at", "zero"], ["--method", "backward"]):
         res = runner.invoke(app, ["gradcheck", str(cfg), *opt])
         assert res.exit_code == 2 and "is not one of" in res.output, opt
+
+
+def test_progress_appears_only_after_a_second(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from dl2424.cli import gradcheck_cmd
+
+    out = io.StringIO()
+    monkeypatch.setattr(gradcheck_cmd, "console", Console(file=out, force_terminal=True))
+    quick = gradcheck_cmd._LateProgress(delay=3600)
+    quick(1, 10, "W1")
+    assert quick.bar is None
+    slow = gradcheck_cmd._LateProgress(delay=0)
+    slow(3, 10, "W2")
+    assert slow.bar is not None and slow.bar.tasks[0].completed == 3
+    slow.close()
+    assert "checking W2" in out.getvalue()

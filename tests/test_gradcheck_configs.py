@@ -40,6 +40,7 @@ def _text_substitute(config: Path) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_default_gradcheck_passes_on_every_shipped_config(config):
     res, seconds = _gradcheck(config, *_text_substitute(config))
@@ -49,6 +50,7 @@ def test_default_gradcheck_passes_on_every_shipped_config(config):
     assert seconds < BUDGET_S, f"{config.name}: gradcheck took {seconds:.0f} s"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_surname_convnet_with_bias_passes(n):
     config = CONFIGS[0].parent / "names_convnet.yaml"
@@ -56,3 +58,15 @@ def test_surname_convnet_with_bias_passes(n):
     assert res.exit_code == 0, f"names_convnet.yaml --n {n} model.bias=true:\n{res.output}"
     for p in ("b1", "b2", "bW"):
         assert f"│ {p} " in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_against_torch_passes_on_every_shipped_config(config):
+    """Every model family a shipped config uses has a torch twin that agrees to 1e-10."""
+    pytest.importorskip("torch")
+    res, _ = _gradcheck(config, "--against", "torch", *_text_substitute(config))
+    assert res.exit_code == 0, (
+        f"`dl2424 gradcheck {config.name} --against torch` exited {res.exit_code}:\n"
+        f"{res.output}")
+    assert "agree with torch autograd" in res.output

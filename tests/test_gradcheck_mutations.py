@@ -21,6 +21,12 @@ SVM = {"hidden": [], "loss": "svm", "l2": 0.01}
 PLAIN_CNN = {"layers": [3, "M", 4], "pool": {"kernel": 2, "stride": 2, "padding": 0}}
 
 
+def _in_place(buffer, value):
+    """Write value into buffer (the image ConvNet's layers fill buffers it owns)."""
+    buffer[...] = value
+    return buffer
+
+
 def _wrap(fn, change):
     """fn with its result passed through change(result, *args)."""
     return lambda *a, **k: change(fn(*a, **k), *a)
@@ -44,6 +50,22 @@ def _without_l2(model, X, target, weights=None, train=True, rng=None, with_penal
     return loss, pen, grads
 
 
+def _half_l2(model, X, target, weights=None, train=True, rng=None, with_penalty=True,
+             _real=base.Model.loss):
+    loss, pen, grads = _real(model, X, target, weights, train, rng, with_penalty)
+    for k in model.decay:
+        grads[k] = grads[k] - model.l2 * model.params[k]  # lambda W where 2 lambda W is due
+    return loss, pen, grads
+
+
+def _bn_without_eps(real):
+    def wrong(dout, cache):
+        xhat, gamma, inv_std, train = cache
+        inv_no_eps = inv_std / np.sqrt(1 - 1e-5 * inv_std**2)  # 1/sqrt(var), eps = 1e-5 lost
+        return real(dout, (xhat, gamma, inv_no_eps, train))
+    return wrong
+
+
 def _svm_counts_target_as_active(s, target, w=None, _real=losses.multiclass_svm):
     loss, ds = _real(s, target, w)
     rows = np.arange(s.shape[0])
@@ -65,6 +87,10 @@ MUTATIONS = {
         lambda f: _wrap(f, lambda r, dout, cache: (r[0], dout.sum(axis=1)))),
     "L2 term dropped from the gradient": (
         "mlp", SQUARE_MLP, 6, base.Model, "loss", lambda f: _without_l2),
+    "L2 gradient lambda W instead of 2 lambda W (lambda 1e-3)": (
+        "mlp", {**SQUARE_MLP, "l2": 1e-3}, 6, base.Model, "loss", lambda f: _half_l2),
+    "BN backward without eps (1/sqrt(var))": (
+        "mlp", BN_MLP, 4, batchnorm, "batchnorm_backward", _bn_without_eps),
     "BN backward without the mean term": (
         "mlp", BN_MLP, 4, batchnorm, "batchnorm_backward", lambda f: _bn_without_mean_term),
     "BN dgamma without xhat": (
@@ -88,18 +114,17 @@ MUTATIONS = {
         "charcnn", CHARCNN, 3, charconv, "maxpool_backward",
         lambda f: lambda dout, cache: f(dout, (np.zeros_like(cache[0]), *cache[1:]))),
     "2-D conv filter gradient flipped (convolution, not correlation)": (
-        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: (r[0], r[1][:, :, ::-1, ::-1], r[2]))),
+        "cnn", PLAIN_CNN, 2, conv2d, "filter_gradient",
+        lambda f: _wrap(f, lambda r, *_: r[:, :, ::-1, ::-1].copy())),
+    "2-D conv filter gradient paired with the next window": (
+        "cnn", PLAIN_CNN, 2, conv2d, "filter_rows_grad",
+        lambda f: lambda g, cols: f(g, np.roll(cols.reshape(g.shape[0], -1), 1, axis=0))),
     "2-D conv input gradient off by one row": (
-        "cnn", CNN, 4, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: (None if r[0] is None else np.roll(r[0], 1, axis=1),
-                                          r[1], r[2]))),
-    "2-D conv bias gradient of the first example only": (
-        "cnn", PLAIN_CNN, 2, conv2d, "conv2d_nhwc_backward",
-        lambda f: _wrap(f, lambda r, dout, *_: (r[0], r[1], dout[0].sum(axis=(0, 1))))),
+        "cnn", CNN, 4, conv2d, "conv2d_nhwc_input_grad",
+        lambda f: _wrap(f, lambda r, *_: _in_place(r, np.roll(r, 1, axis=1)))),
     "2-D max-pool gradient to the neighbouring column": (
-        "cnn", PLAIN_CNN, 2, conv2d, "maxpool_nhwc_backward",
-        lambda f: _wrap(f, lambda r, *_: np.roll(r, 1, axis=2))),
+        "cnn", PLAIN_CNN, 2, conv2d, "maxpool2_nhwc_backward",
+        lambda f: _wrap(f, lambda r, *_: _in_place(r, np.roll(r, 1, axis=2)))),
 }
 
 

@@ -3,6 +3,7 @@ draws the comparison figures: accuracy / time bars per setting, loss panels, tru
 probabilities."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 import dl2424.cli.report_cmd  # noqa: F401  (adds report to the app)
 from dl2424.cli import app
 from dl2424.report import make_report, read_run
-from dl2424.report.comparison import draw_comparison, groups
+from dl2424.report.comparison import draw_comparison, groups, setting_labels
 from dl2424.rundir import read_rows
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -69,5 +70,14 @@ def test_report_of_several_runs_draws_the_comparison_figures(runs, tmp_path):
 
 
 def test_a_single_run_has_nothing_to_compare(runs, tmp_path):
-    assert draw_comparison([read_run(runs["b"])], ["b"], tmp_path) == []
+    assert draw_comparison([read_run(runs["b"])], tmp_path) == []
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_key_absent_from_an_older_run_and_null_in_a_newer_one_does_not_label_it():
+    old = SimpleNamespace(name="a", config={"seed": 1, "train": {"label_smoothing": 0.0}})
+    new = SimpleNamespace(name="b", config={"seed": 1, "train": {"label_smoothing": 0.1,
+                                                                 "clip": None}})
+    assert setting_labels([old, new]) == ["label_smoothing=0.0", "label_smoothing=0.1"]
+    assert [label for label, _ in groups([old, new, new])] == ["label_smoothing=0.0",
+                                                               "label_smoothing=0.1"]

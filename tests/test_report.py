@@ -179,7 +179,7 @@ def cifar_report(tmp_path_factory):
     return run, index
 
 
-EXPECTED_PNGS = {"loss.png", "accuracy.png", "lr.png", "lr_range.png", "confusion_val.png",
+EXPECTED_PNGS = {"loss.png", "accuracy.png", "lr_range.png", "confusion_val.png",
                  "confusion_test.png", "confusion_strip.png", "per_class.png",
                  "class_counts.png", "weights.png", "confidence.png"}
 
@@ -196,8 +196,10 @@ def test_single_run_report_writes_every_figure(cifar_report):
         assert w >= 400 and h >= 250, png.name
     # curve figures are exactly as large as declared (no tight bbox cropping labels)
     declared = tuple(round(v * figures.DPI) for v in figures.CURVE_SIZE)
-    for name in ("loss.png", "accuracy.png", "lr.png"):
+    for name in ("loss.png", "accuracy.png"):
         assert png_size(out / name) == declared
+    # a constant learning rate gets a sentence, not a flat line
+    assert "the learning rate was constant, η = 0.001" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow

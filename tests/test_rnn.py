@@ -1,5 +1,7 @@
 """Recurrent layers and models: float64 gradient checks, a per-step reference, torch autograd."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,15 @@ def test_adagrad_and_rmsprop_follow_their_formulas(name):
         m = m + g * g if name == "adagrad" else 0.9 * m + 0.1 * g * g
         ref -= 0.1 * g / np.sqrt(m + 1e-6)
         np.testing.assert_allclose(w, ref, rtol=1e-14)
+
+
+def test_classifier_twin_agrees_with_torch(env, cell="lstm"):
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from dl2424.cli import app
+
+    config = Path(__file__).parent.parent / "configs" / "names_rnn.yaml"
+    res = CliRunner().invoke(app, ["gradcheck", str(config), "--against", "torch",
+                                   "--set", f"model.cell={cell}", "--set", "model.hidden=6"])
+    assert res.exit_code == 0 and "agree with torch autograd" in res.output, res.output

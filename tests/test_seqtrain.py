@@ -264,3 +264,16 @@ def test_fetch_urls_are_pinned():
     url, digest = fetch.TEXT_FILES["goblet"]
     assert "Sven-Mattus/DeepLearning_Group_98/ac05a0a1eb7a857c92dbd57f0311b3f89e11ce64/" in url
     assert digest.endswith("509e5a69c608d06db036bee9399516491e343abfeb3b6f26e42bdb20738791e5")
+
+
+def test_report_and_runs_listing_of_a_text_run(tmp_path):
+    run = train(tmp_path, config(tmp_path, **{"train.synth_every": 10}))
+    res = runner.invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    md = (run / "report" / "report.md").read_text()
+    assert (run / "report" / "smooth_loss.png").is_file() and "index.html" in res.output
+    assert "| 0 |" in md and "| 40 |" in md  # samples before the first update and later
+    passage = md.split("```text\n")[1].split("\n```")[0]
+    assert len(passage) == 1000 and set(passage) <= set(BOOK)
+    res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 0 and "tinybook" in res.output and "completed" in res.output

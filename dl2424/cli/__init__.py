@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 
@@ -16,6 +17,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import typer  # noqa: E402  (after the thread setting, as everything below)
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 
 from .. import __version__  # noqa: E402
 from ..errors import UserError  # noqa: E402
@@ -35,20 +37,41 @@ console = Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True, width=_PIPE_WIDTH)
 
 
+OS_HINTS = {
+    errno.ENOSPC: "free some space and run the command again (every file written so far is "
+                  "whole; a run continues with dl2424 train --resume RUN_DIR)",
+    errno.EDQUOT: "free some space within your quota and run the command again",
+    errno.EROFS: "the file system is read-only; give a folder you can write to (e.g. "
+                 "--runs-dir)",
+    errno.EACCES: "you may not write or read there; give a folder you own (e.g. --runs-dir)",
+    errno.EPERM: "you may not write or read there; give a folder you own (e.g. --runs-dir)",
+}
+
+
+def os_error_message(e: OSError) -> str:
+    """An OSError (full disk, read-only folder, ...) as one line: where, what, what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = OS_HINTS.get(e.errno, "check the path and the disk, then run the command again")
+    return f"{where}{e.strerror or type(e).__name__}; {hint}"
+
+
 @contextlib.contextmanager
 def user_errors():
-    """Turn a UserError into one clear message on stderr and exit status 2."""
+    """Turn a UserError, or an OSError from the file system, into one clear message on
+    stderr and exit status 2 (never a traceback; exit 1 means a diverged run)."""
     try:
         yield
-    except UserError as e:
-        for line in str(e).splitlines():
-            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    except (UserError, OSError) as e:
+        text = os_error_message(e) if isinstance(e, OSError) else str(e)
+        for line in text.splitlines():
+            err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False,
+                              soft_wrap=True)
         raise typer.Exit(UserError.exit_code) from None
 
 
 def notice(message: str) -> None:
     """A one-line note on stderr (e.g. keys a --set dropped when it switched a component)."""
-    err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool):

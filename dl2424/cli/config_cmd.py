@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..config_docs import choices, describe, markdown
+from ..atomic import write_text
+from ..config_docs import choices, describe, markdown, splice, summary
 from ..errors import UserError
 from . import app, console, user_errors
 from .shell import Commands
@@ -24,7 +26,9 @@ def show(
         help="A section (train), a kind (optimizer) or a registered type (adam, "
              "optimizer/adam); all of them when left out.")] = None,
     as_markdown: Annotated[bool, typer.Option(
-        "--markdown", help="Markdown tables (the README's key tables).")] = False,
+        "--markdown", help="Markdown tables, one per component.")] = False,
+    readme: Annotated[Path | None, typer.Option(
+        help="Rewrite the key table between the markers of this file (README.md).")] = None,
 ):
     """Every key of a config section or component: type, default, description."""
     with user_errors():
@@ -32,6 +36,10 @@ def show(
         if not docs:
             raise UserError(f"config show {what!r}: no such section, kind or type; one of: "
                             + ", ".join(choices()))
+        if readme is not None:
+            write_text(readme, splice(readme.read_text(encoding="utf-8"), summary(docs)))
+            console.print(f"{readme}: key table of {len(docs)} components written")
+            return
     if as_markdown:
         typer.echo(markdown(docs))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,26 @@ class _LateProgress:
             self.bar.stop()
 
 
+def _check_options(**values) -> None:
+    """Numbers of the command line that would make the check meaningless or crash."""
+    def finite(v):
+        return v is None or 0 < v < math.inf
+
+    rules = {"n": (lambda v: v is None or v >= 1, "1 or more"),
+             "dims": (lambda v: v >= 0, "0 (all) or more"),
+             "crop": (lambda v: v >= 0, "0 (whole images) or more"),
+             "h": (finite, "a positive finite step, e.g. 1e-5"),
+             "tol": (finite, "a positive finite number"),
+             "eps": (finite, "a positive finite number"),
+             "atol": (lambda v: v is None or 0 <= v < math.inf, "0 or a positive number"),
+             "max_entries": (lambda v: v is None or v >= 0, "0 (all) or more")}
+    for name, value in values.items():
+        ok, need = rules[name]
+        if not ok(value):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag}: {value:g} is not allowed; give {need}")
+
+
 @app.command()
 def gradcheck(
     config: Configs = None,
@@ -102,6 +123,8 @@ def gradcheck(
                                      ("--method", method, ("centred", "forward"))):
             if value not in choices:
                 raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        _check_options(n=n, dims=dims, crop=crop, h=h, tol=tol, eps=eps, atol=atol,
+                       max_entries=max_entries)
         exp = _experiment(configs_of(config, more), set_ or [])
         data = load_dataset(exp.data, resolve_data_dir(data_dir), np.float64)
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
@@ -116,7 +139,8 @@ def gradcheck(
         console.print(rep.summary(), highlight=False)
     if save is not None:
         file = save / "gradcheck.json" if save.is_dir() else save
-        write_json(file, [rep.to_json() for rep in reports])
-        console.print(f"saved: {file}", highlight=False)
+        with user_errors():
+            write_json(file, [rep.to_json() for rep in reports])
+        console.print(f"saved: {file}", highlight=False, markup=False)
     if not all(rep.passed for rep in reports):
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
@@ -43,7 +44,7 @@ def _table(results, top: int, first: str = "name") -> Table:
         for i in range(1, min(top, len(results[0].ranking)) + 1):
             t.add_column(f"#{i}")
     for r in results:
-        cells = [r.name] + ([r.read_as] if show_read else [])
+        cells = [escape(r.name)] + ([escape(r.read_as)] if show_read else [])
         if labelled and r.label is not None:
             mark = "[green]✓[/]" if r.correct else "[red]✗[/]"
             cells += [r.label, f"{mark} {r.ranking[0][0]} ({r.ranking[0][1]:.3f})",
@@ -160,9 +161,10 @@ def _predict_images(run: Path, weights, images, from_test, out, data_dir):
 def _show(lib, choice, results, top: int, as_json: bool, as_csv: bool, first: str) -> None:
     machine = as_json or as_csv
     (err_console if machine else console).print(choice.line(), highlight=False,
-                                                soft_wrap=True)
+                                                soft_wrap=True, markup=False)
     if warning := choice.warning():
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False,
+                          soft_wrap=True)
     if as_json:
         print(json.dumps(lib.to_json(choice, results, top), indent=2))
     elif as_csv:
@@ -177,4 +179,5 @@ def _show(lib, choice, results, top: int, as_json: bool, as_csv: bool, first: st
             highlight=False)
     for r in results:
         if r.notice:
-            err_console.print(f"note: {r.name[:40]!r}: {r.notice}", highlight=False)
+            err_console.print(f"note: {r.name[:40]!r}: {r.notice}", highlight=False,
+                              markup=False)

@@ -26,9 +26,14 @@ def _fmt_row(row: dict, elapsed: float, rate: float | None) -> str:
                 f"loss {row['loss']:.4f}  smooth loss {row['smooth_loss']:.4f}"
                 + (f"  val loss {val:.4f}" if val == val else "") + f"  {_clock(elapsed)} {speed}")
     return (f"step {row['step']:>6}  epoch {row['epoch']:7.2f}  lr {row['lr']:.2e}  "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  "
+            f"train loss {_loss(row['train_loss'])} acc {row['train_acc']:.4f}  "
+            f"val loss {_loss(row['val_loss'])} acc {row['val_acc']:.4f}  "
             f"{_clock(elapsed)} {speed}")
+
+
+def _loss(v: float) -> str:
+    """4 decimals, or 3 significant digits once a loss grows huge (1.23e+28, not 29 digits)."""
+    return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3g}"
 
 
 def _clock(seconds: float) -> str:
@@ -66,8 +71,8 @@ class RichReporter(Reporter):
             elapsed = time.perf_counter() - self.t0
             rate = (step - self.step0) / elapsed if elapsed > 0 else 0.0
             self.progress.update(self.task, completed=step,
-                                 stats=f"lr {lr:.2e} loss {loss:.3f} val acc {self.last_val:.3f} "
-                                 f"{rate:.0f} upd/s")
+                                 stats=f"lr {lr:.2e} loss {_loss(loss)} val acc "
+                                 f"{self.last_val:.3f} {rate:.0f} upd/s")
 
     def on_eval(self, row):
         self.last_val = row.get("val_acc", row.get("smooth_loss"))

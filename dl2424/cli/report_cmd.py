@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import rundir
 from ..rundir import RUNS_DIR, SWEEPS_DIR
@@ -30,7 +31,7 @@ def report(
         from ..report import make_report  # matplotlib loads only when a report is made
 
         index = make_report(runs, name, out)
-    console.print(f"report written: [bold]{index}[/] (and report.md beside it)")
+    console.print(f"report written: [bold]{escape(str(index))}[/] (and report.md beside it)")
     if open_:
         webbrowser.open(index.resolve().as_uri())
 
@@ -119,7 +120,7 @@ def remove_runs(
         paths = select(runs)
         rundir.check_removable(paths)
     for p in paths:
-        console.print(f"  {p}", highlight=False)
+        console.print(f"  {p}", highlight=False, markup=False)
     if not yes and not typer.confirm(f"delete these {len(paths)} run folders?", default=False):
         err_console.print("nothing deleted")
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..data.paths import resolve_data_dir
@@ -29,11 +30,12 @@ def _score(v: float | None) -> str:
 
 def _trial_line(sw: sweeps.Sweep, t: sweeps.Trial) -> str:
     m = sw.spec.metric
-    values = "  ".join(f"{k}={_value(v)}" for k, v in t.values.items())
+    values = escape("  ".join(f"{k}={_value(v)}" for k, v in t.values.items()))
     style = STATUS_STYLE[t.status]
     line = (f"t{t.id:03d} [{style}]{t.status:<7}[/] {values}  best {m} {_score(t.best) or '–'}"
             f"  final {_score(t.final) or '–'}  {t.wall_s or 0:.1f} s")
-    return line + (f"\n     [red]{t.error}[/]" if t.error and t.status == "failed" else "")
+    return line + (f"\n     [red]{escape(t.error)}[/]" if t.error and t.status == "failed"
+                   else "")
 
 
 def top_table(sw: sweeps.Sweep, n: int = 5) -> Table:
@@ -42,9 +44,9 @@ def top_table(sw: sweeps.Sweep, n: int = 5) -> Table:
     for col in ("rank", "trial", *spec.space, f"best {m}", f"final {m}", "wall s", "run"):
         t.add_column(col, justify="left" if col == "run" else "right")
     for rank, tr in enumerate(sw.ranked()[:n], 1):
-        t.add_row(str(rank), str(tr.id), *(_value(tr.values[k]) for k in spec.space),
+        t.add_row(str(rank), str(tr.id), *(escape(_value(tr.values[k])) for k in spec.space),
                   _score(tr.best), _score(tr.final), f"{tr.wall_s or 0:.1f}",
-                  str(sw.path / tr.run) if tr.run else "")  # a path that exists from here
+                  escape(str(sw.path / tr.run)) if tr.run else "")  # a path that exists from here
     return t
 
 
@@ -88,29 +90,33 @@ def search(
         sw = _make(spec, from_, resume, sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
-    console.print(f"sweep [bold]{sw.path}[/]: {todo} of {len(sw.trials)} trials to run on "
-                  f"{backend.describe()}", highlight=False)
-    try:
-        session = sweeps.run(sw, backend, root, fail_fast,
-                             on_done=lambda t: console.print(_trial_line(sw, t),
-                                                             highlight=False),
-                             on_note=lambda s: err_console.print(s, highlight=False))
-    except sweeps.SweepInterrupted:
-        err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
-                          highlight=False)
-        raise typer.Exit(130) from None
-    finally:
-        backend.close()
+    console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "
+                  f"to run on {backend.describe()}", highlight=False)
+    with user_errors():  # a full disk or a read-only sweep folder: one message, exit 2
+        try:
+            session = sweeps.run(sw, backend, root, fail_fast,
+                                 on_done=lambda t: console.print(_trial_line(sw, t),
+                                                                 highlight=False),
+                                 on_note=lambda s: err_console.print(s, highlight=False,
+                                                                     markup=False))
+        except sweeps.SweepInterrupted:
+            err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
+                              highlight=False, markup=False)
+            raise typer.Exit(130) from None
+        finally:
+            backend.close()
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 
-    for f in plot_sweep(sw):
-        console.print(f"plot: {f}", highlight=False)
+    with user_errors():
+        plots = plot_sweep(sw)
+    for f in plots:
+        console.print(f"plot: {f}", highlight=False, markup=False)
     counts = {s: sum(t.status == s for t in sw.trials) for s in sweeps.STATUSES}
     console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['pending']} pending; "
                   f"wall time {session['wall_s']:.1f} s; trials: {sw.path / 'trials.csv'}",
-                  highlight=False)
+                  highlight=False, markup=False)
     if counts["ok"] != len(sw.trials):
         err_console.print(f"not every trial is ok; rerun the others with: dl2424 search "
-                          f"--resume {sw.path}", highlight=False)
+                          f"--resume {sw.path}", highlight=False, markup=False)
         raise typer.Exit(1)

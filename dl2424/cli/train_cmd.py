@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from .. import experiment
 from ..config import load_experiment
+from ..data.fetch import fetch_missing
 from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
@@ -52,7 +54,8 @@ def _print_summary(run: Path, summary: dict) -> None:
         t.add_row("test_acc", f"{summary['test']['acc']:.4f}",
                   f"{summary['test_at_best']['acc']:.4f}" if "test_at_best" in summary else "")
     console.print(t)
-    console.print(f"wall time {summary['wall_time_s']:.1f} s; run folder: [bold]{run}[/]")
+    console.print(f"wall time {summary['wall_time_s']:.1f} s; run folder: "
+                  f"[bold]{escape(str(run))}[/]")
 
 
 def _size(n: float) -> str:
@@ -87,7 +90,7 @@ def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
         f"{p['seconds_per_evaluation']:.3g} s per evaluation: ETA {_duration(p['eta_s'])}",
     ]
     for line in lines:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
 
 def _duration(s: float) -> str:
@@ -143,11 +146,12 @@ def train(
                 run, summary = experiment.resume(resume, root, reporter, stop, set_ or [])
             else:
                 exp = load_experiment(config, set_ or [], notice)
+                fetch_missing(exp.data, root, notice)
                 run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
         except RunFailed as e:
             reporter.close()
             saved = e.summary.get("checkpoint_step")
-            err_console.print(f"[bold red]run failed:[/] {e}. " + (
+            err_console.print(f"[bold red]run failed:[/] {escape(str(e))}. " + escape(
                 f"The last good checkpoint (step {saved}) is in {e.run}" if saved is not None
                 else f"No checkpoint was written before it; run folder: {e.run}"),
                 highlight=False, soft_wrap=True)
@@ -159,7 +163,7 @@ def train(
                 f"checkpoint saved at step {saved}. Resume with: dl2424 train --resume {e.run}"
                 if saved is not None else
                 f"no checkpoint was written yet; start again: dl2424 train {e.run}/config.yaml"),
-                highlight=False, soft_wrap=True)
+                highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(128 + e.signum) from None
         finally:
             reporter.close()
@@ -192,6 +196,7 @@ def lr_range(
             raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
                             f"{lr_max:g}")
         base = load_experiment(configs_of(config, more), set_ or [], notice)
+        fetch_missing(base.data, resolve_data_dir(data_dir), notice)
         exp = range_experiment(base, lr_min, lr_max, steps, spacing)
         try:
             run, result = run_range_test(exp, set_ or [], resolve_data_dir(data_dir), runs_dir,
@@ -201,4 +206,4 @@ def lr_range(
     console.print(f"suggested cyclical bounds: eta_min = {result['eta_min']:.2e}, "
                   f"eta_max = {result['eta_max']:.2e} (val acc peaks at "
                   f"{result['peak_val_acc']:.3f}); {result['note']}")
-    console.print(f"run folder: [bold]{run}[/]")
+    console.print(f"run folder: [bold]{escape(str(run))}[/]")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..errors import UserError
 
 
 @dataclass
@@ -42,9 +45,46 @@ class DataInfo:
                 "meta": self.meta, "encoder": self.encoder}
 
     @classmethod
-    def from_json(cls, d: dict) -> DataInfo:
-        return cls(tuple(d["input_shape"]), list(d["class_names"]), d.get("meta", {}),
+    def from_json(cls, d, where: str = "data.json") -> DataInfo:
+        """Read back to_json(); a field of the wrong type or shape is a UserError naming
+        `where` (a run folder is input like any other: it may be damaged or edited)."""
+        problems = _problems(d)
+        if problems:
+            raise UserError(f"{where}: not a valid data description ({'; '.join(problems)}); "
+                            "the run folder was damaged or edited; retrain, or restore "
+                            "data.json from a copy")
+        return cls(tuple(d["input_shape"]), list(d["class_names"]), d.get("meta") or {},
                    d.get("encoder"))
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _problems(d) -> list[str]:
+    if not isinstance(d, dict):
+        return [f"a mapping was expected, found {type(d).__name__}"]
+    out = []
+    shape, names = d.get("input_shape"), d.get("class_names")
+    if not isinstance(shape, list) or not shape or not all(map(_count, shape)):
+        out.append(f"input_shape {shape!r} is not a list of positive sizes")
+    if not isinstance(names, list) or not all(isinstance(c, str) and c for c in names):
+        out.append("class_names is not a list of names")
+    elif len(set(names)) != len(names):
+        out.append("class_names repeats a name")
+    meta = d.get("meta", {})
+    if not isinstance(meta, dict | None):
+        out.append(f"meta is a {type(meta).__name__}, not a mapping")
+    elif meta:
+        image = meta.get("image_shape")
+        if image is not None and (not isinstance(image, list) or not all(map(_count, image))
+                                  or isinstance(shape, list) and shape != [math.prod(image)]):
+            out.append(f"meta image_shape {image!r} does not match input_shape {shape!r}")
+        if "vocab" in meta and not _count(meta["vocab"]):
+            out.append(f"meta vocab {meta['vocab']!r} is not a positive size")
+    if not isinstance(d.get("encoder"), dict | None):
+        out.append("encoder is not a mapping")
+    return out
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +29,10 @@ CIFAR_ARCHIVES = {  # format -> (url, pinned hash)
                "md5:70270af85842c9e89bb428ec9976c926"),
 }
 NAMES_COMMIT = "b54b7f1df3c0ba5e13a9cbacb169d240c016c627"
-NAMES_BASE_URL = ("https://raw.githubusercontent.com/anirudhseth/DD2424_DeepLearning-DataScience/"
-                  f"{NAMES_COMMIT}/Lab3/")
+# $DL2424_NAMES_URL: a mirror of the three course files (same names, same hashes).
+NAMES_BASE_URL = os.environ.get("DL2424_NAMES_URL") or (
+    "https://raw.githubusercontent.com/anirudhseth/DD2424_DeepLearning-DataScience/"
+    f"{NAMES_COMMIT}/Lab3/")
 NAMES_FILES = {  # file -> pinned hash
     names.NAMES_FILE: "sha256:6596c83949bdfce4220698aac108b7dbc2041be62616aa6f9a9dac6e340a9381",
     names.VAL_FILE: "sha256:e950f0a55f2a0d5e7f3ccac772a980f96bb4b65985add3b89f5effe3449af8d7",
@@ -94,6 +97,10 @@ class RichProgress:
         return self.bar.tasks[0].completed if self.bar else 0.0
 
 
+class DownloadFailed(UserError):
+    """The network did not deliver (no connection, HTTP error); nothing was kept."""
+
+
 def make_downloader(url: str):
     """The pooch downloader for url (tests replace this to serve local files)."""
     return pooch.HTTPDownloader(progressbar=RichProgress(url.rsplit("/", 1)[-1]))
@@ -109,7 +116,8 @@ def download(url: str, known_hash: str | None, folder: Path, fname: str, by_hand
         return pooch.retrieve(url, known_hash, fname=fname, path=folder, processor=processor,
                               downloader=make_downloader(url))
     except requests.exceptions.RequestException as e:
-        raise UserError(f"download failed: {url}\n({type(e).__name__}: {e})\n{by_hand}") from e
+        raise DownloadFailed(f"download failed: {url}\n({type(e).__name__}: {e})\n{by_hand}"
+                             ) from e
     except ValueError as e:  # pooch: the downloaded file's hash differs from the pinned one
         raise UserError(f"{url}: {e}\nThe file was not kept. Retry, or {by_hand}") from e
     except OSError as e:
@@ -188,3 +196,35 @@ def fetch(name: str, data_dir: Path, fmt: str | None = None,
         return fetch_text(name, data_dir)
     raise UserError(f"unknown dataset {name!r}; fetchable: {cifar.NAME}, {names.NAME}, "
                     f"{', '.join(TEXT_FILES)}")
+
+
+def fetch_missing(spec, data_dir: Path, notify) -> FetchResult | None:
+    """Download the dataset a config needs when it is not under data_dir (cifar10, names),
+    saying first what comes from where; without a network, one message with the command."""
+    from ..registry import DATASETS
+
+    fmt = getattr(spec.params, "format", "auto")
+    if spec.type not in (cifar.NAME, names.NAME) or DATASETS[spec.type].extras["locate"](
+            data_dir, fmt):
+        return None
+    if spec.type == cifar.NAME:
+        kw = {"fmt": "python" if fmt == "auto" else fmt}
+        url, what = CIFAR_ARCHIVES[kw["fmt"]][0], f"the CIFAR-10 {kw['fmt']} archive (md5-checked)"
+        flags = f" --format {kw['fmt']}"
+    else:
+        kw = {"source": "tutorial" if fmt == "tutorial" else "course"}
+        url, what, flags = ((TUTORIAL_URL, "the PyTorch tutorial's names archive", " --source "
+                             "tutorial") if kw["source"] == "tutorial" else
+                            (NAMES_BASE_URL, f"the course's {len(NAMES_FILES)} surname files "
+                             "(sha256-checked)", ""))
+    command = f"dl2424 data fetch {spec.type}{flags} --data-dir {data_dir}"
+    notify(f"{spec.type} data not found under {data_dir}: downloading {what} from {url} "
+           f"into {data_dir}")
+    try:
+        result = fetch(spec.type, data_dir, **kw)
+    except DownloadFailed as e:
+        cause = type(e.__cause__).__name__ if e.__cause__ else "no connection"
+        raise UserError(f"{spec.type} data is not under {data_dir} and could not be downloaded "
+                        f"from {url} ({cause}); with a network, run: {command}") from None
+    notify(f"{spec.type}: {len(result.hashes)} file(s) checked, in {result.folder}")
+    return result

@@ -138,6 +138,36 @@ class Encoder:
     def from_json(cls, d: dict) -> Encoder:
         return cls("".join(d["alphabet"]), int(d["n_len"]), tuple(d["class_names"]))
 
+    @classmethod
+    def of(cls, info: DataInfo, where: str = "data.json") -> Encoder:
+        """The encoder saved in `info`, checked against the rest of it: the model reads
+        indices 0..vocab (meta vocab) of names n_len long (input_shape) into the classes of
+        class_names, so an encoder that disagrees would index outside the model's one-hot
+        input (garbage, or a crash) or mislabel every answer."""
+        e = info.encoder
+        problem = None
+        if not isinstance(e, dict):
+            problem = "it has no character encoder"
+        elif (not isinstance(e.get("alphabet"), list | str)
+              or not all(isinstance(c, str) and len(c) == 1 for c in e["alphabet"])):
+            problem = "encoder alphabet is not a list of single characters"
+        elif not isinstance(e.get("n_len"), int) or isinstance(e["n_len"], bool):
+            problem = f"encoder n_len {e.get('n_len')!r} is not a length"
+        elif e.get("class_names") != info.class_names:
+            problem = "encoder class_names differ from class_names"
+        elif list(info.input_shape) != [e["n_len"]]:
+            problem = f"encoder n_len {e['n_len']} differs from input_shape {info.input_shape}"
+        elif info.meta.get("vocab") != len(e["alphabet"]):
+            problem = (f"encoder alphabet has {len(e['alphabet'])} characters, the model's "
+                       f"vocabulary (meta vocab) {info.meta.get('vocab')!r}")
+        if problem:
+            raise UserError(f"{where}: {problem}; the run folder was damaged or edited; "
+                            "retrain, or restore data.json from a copy")
+        try:
+            return cls.from_json(e)
+        except UserError as err:
+            raise UserError(f"{where}: {err}") from None
+
 
 def one_hot(indices: np.ndarray, d: int, dtype=np.float64) -> np.ndarray:
     """The course's d x n_len one-hot matrix per name; padding (index d) is an all-zero column.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import NonNegativeFloat
 
+from ..limits import Footprint
 from ..nn import init as _inits  # noqa: F401  (registers the initializers)
 from ..nn import losses as _losses  # noqa: F401  (registers the losses)
 from ..registry import INITS, LOSSES, Params, component
@@ -68,6 +69,21 @@ class ModelParams(Params):
     loss: component(LOSSES) = "softmax_ce"
     l2: NonNegativeFloat = 0.0
     init: component(INITS) = "he"
+
+    def footprint(self, info) -> Footprint | None:
+        """Parameters and per-example activations this model would have for data `info`
+        (DataInfo), computed from the config alone so that a model too big for memory is
+        refused before it is allocated; None when unknown (or the shapes do not fit, which
+        the model's own constructor then reports)."""
+        return None
+
+
+def dense_footprint(sizes: list[int], batchnorm: bool = False) -> Footprint:
+    """Fully connected layers sizes[0] -> ... -> sizes[-1]: weights, biases (BN: gamma,
+    beta and two statistics per unit); the input plus four values per unit per example."""
+    units = sum(sizes[1:])
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+    return Footprint(weights + units + (4 * units if batchnorm else 0), sizes[0] + 4 * units)
 
 
 def make_loss(p: ModelParams):

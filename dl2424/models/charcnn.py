@@ -15,6 +15,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from ..data.bundle import DataInfo
 from ..errors import UserError
+from ..limits import Footprint
 from ..nn import charconv as cc
 from ..nn import kinks
 from ..nn.layers import dropout_backward, dropout_forward
@@ -39,6 +40,22 @@ class CharCNNParams(ModelParams):
         min_length=1)
     bias: bool = False  # the hand-out's network has no bias terms
     keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on the input of W
+
+    def footprint(self, info):
+        if len(info.input_shape) != 1 or not isinstance(info.meta.get("vocab"), int):
+            return None
+        c_in, length = info.meta["vocab"], int(info.input_shape[0])
+        params, acts = 0, length
+        for q in self.layers:
+            spec = cc.ConvSpec(q.stride, q.padding, q.dilation, q.pool, q.pool_stride)
+            n_out = cc.conv_length(length, q.width, q.stride, q.padding, q.dilation)
+            if n_out < 1 or q.pool > n_out:
+                return None
+            params += q.width * c_in * q.filters + q.filters * self.bias
+            acts += q.width * c_in * n_out + 3 * q.filters * n_out  # im2col, conv, ReLU, pool
+            c_in, length = q.filters, cc.layer_length(length, q.width, spec)
+        params += (c_in * length + self.bias) * info.n_classes
+        return Footprint(params, acts + 2 * c_in * length + info.n_classes)
 
 
 class CharCNN(Model):

@@ -25,11 +25,12 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_va
 
 from ..data.bundle import DataInfo
 from ..errors import UserError
+from ..limits import Footprint
 from ..nn import batchnorm as bn
 from ..nn import conv2d as cv
 from ..nn import kinks, layers, parallel
 from ..registry import MODELS, Params
-from .base import Model, ModelParams, make_init, make_loss
+from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
 
@@ -58,6 +59,26 @@ class CNNParams(ModelParams):
     leaky_slope: float = Field(0.02, ge=0, lt=1)
     hidden: list[PositiveInt] = Field(default_factory=list)
     keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on fc-layer inputs
+
+    def footprint(self, info):
+        shape = info.meta.get("image_shape")
+        if not isinstance(shape, list) or len(shape) != 3:
+            return None
+        c, h, w = (int(s) for s in shape)
+        k, s, pad = self.pool.kernel, self.pool.stride, self.pool.padding
+        params, acts = 0, c * h * w
+        for item in self.layers:
+            if item == "M":
+                h, w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+                if min(h, w) < 1:
+                    return None
+                acts += 2 * c * h * w  # pooled map and its argmax
+                continue
+            params += item * c * KERNEL * KERNEL + 4 * item
+            acts += c * KERNEL * KERNEL * h * w + 4 * item * h * w  # im2col, conv/BN/act
+            c = item
+        fc = dense_footprint([c * h * w, *self.hidden, info.n_classes])
+        return Footprint(params + fc.params, acts + fc.activations)
 
 
 def _image_shape(info: DataInfo) -> tuple[int, int, int]:

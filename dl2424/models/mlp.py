@@ -14,7 +14,7 @@ from pydantic import Field, PositiveInt
 from ..errors import UserError
 from ..nn import batchnorm, layers
 from ..registry import MODELS
-from .base import Model, ModelParams, make_init, make_loss
+from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 
 class MLPParams(ModelParams):
@@ -26,6 +26,12 @@ class MLPParams(ModelParams):
     bn_placement: Literal["before", "after"] = "before"  # relative to the activation
     bn_eps: float = Field(1e-5, gt=0)
     bn_alpha: float = Field(0.9, ge=0, lt=1, description="moving-average decay")
+
+    def footprint(self, info):
+        if len(info.input_shape) != 1:
+            return None
+        return dense_footprint([int(info.input_shape[0]), *self.hidden, info.n_classes],
+                               self.batchnorm)
 
 
 class MLP(Model):

@@ -21,7 +21,8 @@ TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all 
 
 
 def _has_magic(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")
+    """A glob, unless a file of that very name exists (a folder named runs[old])."""
+    return any(c in pattern for c in "*?[") and not Path(pattern).exists()
 
 
 def is_sweep(path: Path) -> bool:
@@ -103,7 +104,7 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     for run, f in zip(runs, flat, strict=True):
         row = _at_row(run, at)
         t.rows.append([run.name if unique else run.id, run.status,
-                       *(leaf_text(f.get(k, "—")) for k in keys),
+                       *(_config_cell(f.get(k)) for k in keys),
                        row.get("step"), row.get("epoch"), *(row.get(m) for m in metrics),
                        *(test_metrics(run, at) if test else ()),
                        run.summary.get("wall_time_s"), str(run.path)])
@@ -113,6 +114,12 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
         t.note += (f"; the terminal shows the {TERMINAL_KEYS} with the most distinct values, "
                    "--csv/--markdown write all")
     return sort_table(t, sort) if sort else t
+
+
+def _config_cell(v) -> str | None:
+    """A config value as text; None (shown as the one missing mark, empty in CSV) when the
+    run's config lacks the key or sets it to null."""
+    return None if v is None else leaf_text(v)
 
 
 def _cost_differs(runs: list[Run]) -> bool:
@@ -188,10 +195,11 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         steps = f"{s.get('steps', '?')}/{s.get('total_steps', '?')}" if s else None
         t.rows.append([run.id, sweep and sweep.name, s.get("started"), run.status,
                        run.dataset, run.model, steps,
-                       run.best["val_acc"] if run.best else None,
+                       run.best.get("val_acc") if run.best else None,
                        (s.get("test") or {}).get("acc"), s.get("wall_time_s"), str(path)])
-    if not any(r[1] for r in t.rows):
-        t.wide += ("sweep",)
+    if not any(r[1] for r in t.rows):  # no trials: no sweep column
+        t.columns.pop(1)
+        t.rows = [r[:1] + r[2:] for r in t.rows]
     notes = [f"{hidden} more do not match the filters"] if hidden else []
     if any(r[1] for r in t.rows):
         notes.append("a trial's folder is <sweep>/runs/<run>")

@@ -15,22 +15,30 @@ from matplotlib.figure import Figure
 
 from .figures import COLORS, SPLIT_COLOR, SPLIT_NAME, Plot, _read_predictions, _save
 from .load import Run
-from .tables import differing_keys, flatten, leaf_text
+from .tables import flatten, leaf_text
 
 IGNORED = ("seed", "name")  # keys that never make two runs different settings
 MAX_PANELS = 4  # loss panels side by side
 
 
-def groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
-    """(label, runs) per setting: runs whose configs differ only in IGNORED share one."""
+def setting_labels(runs: list[Run], ignored=("name",)) -> list[str]:
+    """'f=4, nf=10' per run from the config keys whose values differ, a key's last part
+    alone when unambiguous. A key absent from one config and null in another does not
+    differ (a run made before the key existed)."""
     flat = [flatten(r.config) for r in runs]
-    keys = [k for k in differing_keys([r.config for r in runs]) if k not in IGNORED]
+    keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k not in ignored
+            and len({repr(f.get(k)) for f in flat}) > 1]
     short = {k: k.rsplit(".", 1)[-1] for k in keys}
     if len(set(short.values())) < len(keys):
         short = {k: k for k in keys}
+    return [", ".join(f"{short[k]}={leaf_text(f.get(k))}" for k in keys) or run.name
+            for run, f in zip(runs, flat, strict=True)]
+
+
+def groups(runs: list[Run]) -> list[tuple[str, list[Run]]]:
+    """(label, runs) per setting: runs whose configs differ only in IGNORED share one."""
     out: dict[str, list[Run]] = {}
-    for run, f in zip(runs, flat, strict=True):
-        label = ", ".join(f"{short[k]}={leaf_text(f.get(k, '—'))}" for k in keys) or run.name
+    for run, label in zip(runs, setting_labels(runs, IGNORED), strict=True):
         out.setdefault(label, []).append(run)
     return list(out.items())
 
@@ -122,10 +130,11 @@ def true_class_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | N
     return _save(fig, out, "true_class.png", "True-class probability per run", caption)
 
 
-def draw_comparison(runs: list[Run], labels: list[str], out: Path) -> list[Plot]:
+def draw_comparison(runs: list[Run], out: Path) -> list[Plot]:
     """The comparison figures the runs have data for (none for a single run)."""
     if len(runs) < 2:
         return []
+    labels = setting_labels(runs)
     drawn = [bars_figure(runs, out), loss_panels_figure(runs, labels, out),
              true_class_figure(runs, labels, out)]
     return [p for p in drawn if p is not None]

@@ -83,7 +83,8 @@ def _split_lines(ax, runs: list[Run], metric: str, scale: float = 1.0) -> None:
 
 def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> None:
     """Keep a diverging run (loss 1e28 at the end) from flattening every other curve:
-    cap the y axis at `factor` times the largest first-evaluation value."""
+    cap the y axis at `factor` times the largest first-evaluation value. The note saying
+    so sits above the axes (right-aligned title), never over the curves."""
     first = [run.rows[0][k] for run in runs for k in keys if math.isfinite(run.rows[0][k])]
     values = [r[k] for run in runs for r in run.rows for k in keys]
     if not first:
@@ -92,8 +93,8 @@ def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> 
     if any(not math.isfinite(v) or v > cap for v in values):
         lo = min(v for v in values if math.isfinite(v))
         ax.set_ylim(lo - 0.05 * (cap - lo), cap)
-        ax.text(0.99, 0.98, f"values above {cap:.3g} are off the top", ha="right", va="top",
-                transform=ax.transAxes, fontsize=8, color="0.3")
+        ax.set_title(f"values above {cap:.3g} are off the top", loc="right", fontsize=8,
+                     color="0.3")
 
 
 def _has_l2(runs: list[Run]) -> bool:
@@ -110,8 +111,8 @@ def loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
     for ax, metric in zip(axes, panels, strict=True):
         _split_lines(ax, runs, metric)
         _clip_blowup(ax, runs, [f"train_{metric}", f"val_{metric}"])
-        ax.set(xlabel="update step", ylabel=names[metric], title=f"{metric}: training and "
-               "validation")
+        ax.set(xlabel="update step", ylabel=names[metric])
+        ax.set_title(f"{metric}: training and validation", loc="left")
         ax.grid(alpha=0.3)
         _epoch_axis(ax, runs)
     _legend(fig, axes[0], runs, labels)
@@ -162,6 +163,48 @@ def accuracy_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
     return _save(fig, out, "accuracy.png", "Accuracy", caption)
 
 
+def is_uva(run: Run) -> bool:
+    """A run of the UvA assignment configs (configs/uva_*.yaml)."""
+    return run.name.lower().startswith("uva")
+
+
+def uva_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
+    """The UvA assignment's two plots side by side, every run of the report in them: loss
+    over training steps (training dashed, validation solid) and validation accuracy over
+    training steps, the final test accuracy as a star. Drawn when a UvA run is reported."""
+    if not any(is_uva(run) for run in runs):
+        return None
+    fig = Figure(figsize=CURVE_SIZE, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, run in enumerate(runs):
+        steps = [r["step"] for r in run.rows]
+        color = _color(i)
+        for split in ("train", "val"):
+            ax_loss.plot(steps, [r[f"{split}_loss"] for r in run.rows], color=color,
+                         ls=SPLIT_STYLE[split], **_markers(run))
+        ax_acc.plot(steps, [100 * r["val_acc"] for r in run.rows], color=color,
+                    **_markers(run))
+        test = (run.summary.get("test") or {}).get("acc")
+        if test is not None:
+            ax_acc.plot([steps[-1]], [100 * test], "*", color=color, markersize=12)
+    ax_loss.set(xlabel="training step (mini-batch updates)", ylabel="loss (mean per example)",
+                title="loss")
+    ax_acc.set(xlabel="training step (mini-batch updates)", ylabel="accuracy (%)",
+               title="validation accuracy (★ test accuracy at the end)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=_color(i), lw=2, label=lab) for i, lab in enumerate(labels)]
+    handles += [Line2D([], [], color="0.3", ls=SPLIT_STYLE[s], label=SPLIT_NAME[s])
+                for s in ("train", "val")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+               fontsize=9)
+    caption = ("The UvA assignment's curves for every run: loss on the training (dashed) and "
+               "validation (solid) sets, and validation accuracy, at each evaluation over "
+               "the training steps; a star marks the test accuracy of the final parameters.")
+    return _save(fig, out, "uva_curves.png", "UvA curves: loss and accuracy over steps",
+                 caption)
+
+
 # ---------------------------------------------------------------------------- learning rate
 
 def schedule_curve(run: Run, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray] | None:
@@ -193,7 +236,21 @@ def _exponential_sweep(run: Run) -> bool:
         and sched.get("spacing", "exp") == "exp"
 
 
-def lr_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
+def constant_lr(runs: list[Run]) -> float | None:
+    """The learning rate when every run kept the same one throughout, else None."""
+    values = {r["lr"] for run in runs for r in run.rows}
+    if len(values) != 1:
+        return None
+    curves = [schedule_curve(run) for run in runs]
+    if any(c is not None and np.ptp(c[1]) > 0 for c in curves):
+        return None
+    return values.pop()
+
+
+def lr_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
+    """η against the update step; None (a sentence in the report instead) when constant."""
+    if constant_lr(runs) is not None:
+        return None
     fig = Figure(figsize=CURVE_SIZE, layout="constrained")
     ax = fig.subplots()
     values = []
@@ -246,14 +303,17 @@ def lr_range_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | Non
                 v = _suggested(info, key)
                 if v is not None:
                     ax.axvline(v, color="0.2" if len(tests) == 1 else _color(i), ls=ls, lw=1.2,
-                               label=f"suggested {key.replace('_', ' ')} = {v:.3g}")
-    _clip_blowup(ax_loss, [t[0] for t in tests], ["train_loss", "val_loss"])
+                               label=f"suggested η_{key[4:]} = {v:.3g}")
+    # The useful band is where the loss falls below its starting value; past eta_max it
+    # explodes, and an axis up to 10x the start would squash the band into a flat line.
+    _clip_blowup(ax_loss, [t[0] for t in tests], ["train_loss", "val_loss"], factor=1.5)
     for ax, name in ((ax_loss, "loss (mean per example)"), (ax_acc, "accuracy (%)")):
         ax.set_xscale("log")
-        ax.set(xlabel="learning rate η (log scale)", ylabel=name,
-               title=f"LR range test: {name.split(' (')[0]} against η")
+        ax.set(xlabel="learning rate η (log scale)", ylabel=name)
+        ax.set_title(f"{name.split(' (')[0]} against η", loc="left")
         ax.grid(alpha=0.3, which="both")
-    ax_loss.legend(fontsize=8, loc="best")
+    ax_loss.legend(fontsize=8, loc="lower left")
+    fig.suptitle("learning-rate range test")
     caption = ("Learning-rate range test: η grows at every step; the dotted and dash-dotted "
                "lines mark the suggested eta_min and eta_max for a cyclical schedule.")
     return _save(fig, out, "lr_range.png", "Learning-rate range test", caption)
@@ -271,24 +331,26 @@ def _suggested(info, key: str) -> float | None:
 
 def _heatmap(ax, matrix: np.ndarray, names: list[str], normalised: bool, annotate: bool,
              ylabels: bool = True):
-    """One confusion heat map; rows = true class, columns = predicted class."""
+    """One confusion heat map; rows = true class, columns = predicted class. The cells are
+    as tall as they are wide because the figure is sized so (`_cell_inches`), not through
+    a fixed aspect, which constrained layout cannot place labels around."""
     K = len(names)
     if normalised:
         n = matrix.sum(axis=1, keepdims=True)
         data = 100 * np.divide(matrix, n, out=np.zeros(matrix.shape), where=n > 0)
-        im = ax.imshow(data, cmap="Blues", vmin=0, vmax=100)
+        im = ax.imshow(data, cmap="Blues", vmin=0, vmax=100, aspect="auto")
     else:
         data = matrix
-        im = ax.imshow(data, cmap="Blues", vmin=0)
+        im = ax.imshow(data, cmap="Blues", vmin=0, aspect="auto")
     ax.set_xticks(range(K), names, rotation=60, ha="right", rotation_mode="anchor",
-                  fontsize=8)
-    ax.set_yticks(range(K), names if ylabels else [], fontsize=8)
+                  fontsize=9)
+    ax.set_yticks(range(K), names if ylabels else [], fontsize=9)
     ax.set_xlabel("predicted class")
     if ylabels:
         ax.set_ylabel("true class")
     if annotate:
         top = data.max() if data.size else 0
-        size = 8 if K <= 10 else 6
+        size = 9 if K <= 10 else 8
         for (i, j), v in np.ndenumerate(data):
             text = f"{v:.0f}" if normalised else f"{int(v)}"
             ax.text(j, i, text, ha="center", va="center", fontsize=size,
@@ -296,8 +358,12 @@ def _heatmap(ax, matrix: np.ndarray, names: list[str], normalised: bool, annotat
     return im
 
 
-def _panel_inches(K: int) -> float:
-    return min(max(4.0, 0.4 * K + 1.6), 7.5)
+def _cell_inches(K: int) -> float:
+    """Side of one cell: room for a 3-digit number at 8-9 pt."""
+    return 0.55 if K <= 10 else 0.4
+
+
+LABEL_MARGIN = (1.6, 1.4)  # inches for the class names and axis label: left, below
 
 
 def confusion_figure(runs: list[Run], labels: list[str], split: str, out: Path) -> Plot | None:
@@ -310,14 +376,15 @@ def confusion_figure(runs: list[Run], labels: list[str], split: str, out: Path) 
     where = {"val": "validation set, last evaluation",
              "test": "test set, final parameters"}[split]
     K = len(found[0][2][0])
-    side = _panel_inches(K)
+    grid = K * _cell_inches(K)
+    panel_w, panel_h = grid + LABEL_MARGIN[0] + 1.3, grid + LABEL_MARGIN[1] + 0.4
     if len(runs) == 1:
         names, matrix = found[0][2]
         if K <= 12:  # side by side; many classes: one above the other, to stay legible
-            fig = Figure(figsize=(2 * side + 1.2, side + 0.6), layout="constrained")
+            fig = Figure(figsize=(2 * panel_w, panel_h + 0.5), layout="constrained")
             a, b = fig.subplots(1, 2)
         else:
-            fig = Figure(figsize=(side + 1.2, 2 * side + 0.9), layout="constrained")
+            fig = Figure(figsize=(panel_w, 2 * panel_h + 0.5), layout="constrained")
             a, b = fig.subplots(2, 1)
         fig.colorbar(_heatmap(a, matrix, names, False, K <= 20), ax=a, label="examples")
         fig.colorbar(_heatmap(b, matrix, names, True, K <= 20), ax=b,
@@ -327,7 +394,8 @@ def confusion_figure(runs: list[Run], labels: list[str], split: str, out: Path) 
         fig.suptitle(f"confusion matrix — {where}")
     else:
         n = len(found)
-        fig = Figure(figsize=(n * side + 1.0, side + 0.9), layout="constrained")
+        fig = Figure(figsize=(n * (grid + 0.4) + LABEL_MARGIN[0] + 1.3, panel_h + 0.5),
+                     layout="constrained")
         axes = fig.subplots(1, n, squeeze=False)[0]
         for k, (ax, (_, label, (names, matrix))) in enumerate(zip(axes, found, strict=True)):
             im = _heatmap(ax, matrix, names, True, K <= 12, ylabels=k == 0)
@@ -340,7 +408,9 @@ def confusion_figure(runs: list[Run], labels: list[str], split: str, out: Path) 
 
 
 def confusion_strip_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
-    """Row-normalised validation confusions at up to MAX_STRIP evaluations, one row per run."""
+    """Row-normalised validation confusions at up to MAX_STRIP evaluations per run. Few
+    classes: one row of panels per run; many (K > 12): two panels a row, large enough for
+    18 class names at 8 pt."""
     strips = []
     for run, label in zip(runs, labels, strict=True):
         kept = run.confusions_over_training()
@@ -353,12 +423,15 @@ def confusion_strip_figure(runs: list[Run], labels: list[str], out: Path) -> Plo
         return None
     names = strips[0][0].class_names
     K = len(names)
-    cols = max(len(s[2]) for s in strips)
-    side = 2.3 if K <= 12 else 3.2
-    fig = Figure(figsize=(cols * side + 1.6, len(strips) * (side + 0.5) + 0.6),
-                 layout="constrained")
-    axes = fig.subplots(len(strips), cols, squeeze=False)
-    for r, (run, label, kept) in enumerate(strips):
+    per_row = MAX_STRIP if K <= 12 else 2
+    rows = [(run, label, kept[i:i + per_row]) for run, label, kept in strips
+            for i in range(0, len(kept), per_row)]
+    cols = max(len(r[2]) for r in rows)
+    side = 2.6 if K <= 12 else K * _cell_inches(K) * 0.75
+    fig = Figure(figsize=(cols * (side + 0.3) + LABEL_MARGIN[0] + 0.8,
+                          len(rows) * (side + LABEL_MARGIN[1]) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, (run, label, kept) in enumerate(rows):
         spe = run.steps_per_epoch
         for c in range(cols):
             ax = axes[r, c]
@@ -367,18 +440,24 @@ def confusion_strip_figure(runs: list[Run], labels: list[str], out: Path) -> Plo
                 continue
             step, matrix = kept[c]
             im = _heatmap(ax, matrix, names, True, False, ylabels=c == 0)
-            ax.tick_params(labelsize=6)
+            ax.tick_params(labelsize=8)
             ax.set_xlabel("")
             if c == 0:
-                ax.set_ylabel(f"{label}\ntrue class" if len(runs) > 1 else "true class",
-                              fontsize=8)
-            when = f"step {step}" + (f" (epoch {step / spe:.3g})" if spe else "")
-            ax.set_title(when, fontsize=9)
-    fig.colorbar(im, ax=axes.ravel().tolist(), label="% of the true class", shrink=0.8)
+                ax.set_ylabel(f"{label}\ntrue class" if len(runs) > 1 else "true class")
+            when = f"step {step:,}" + (f" (epoch {_epoch_text(step / spe)})" if spe else "")
+            ax.set_title(when, fontsize=10)
+    fig.colorbar(im, ax=axes.ravel().tolist(), label="% of the true class", shrink=0.6)
     fig.suptitle("validation confusion over training (row-normalised; x: predicted class)")
     caption = ("How the validation confusion matrix changes during training, at evenly "
                "spaced evaluations (from confusion/val_step*.csv).")
     return _save(fig, out, "confusion_strip.png", "Confusion over training", caption)
+
+
+def _epoch_text(epoch: float) -> str:
+    """1350 -> '1350', 13.5 -> '13.5', 0.25 -> '0.25': never scientific notation."""
+    if epoch >= 100 or epoch == int(epoch):
+        return f"{epoch:.0f}"
+    return f"{epoch:.1f}" if epoch >= 10 else f"{epoch:.2f}"
 
 
 # ---------------------------------------------------------------------------- per class
@@ -533,25 +612,39 @@ def _read_predictions(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
             np.array([r["label"] == r["pred"] for r in rows]))
 
 
+LOSS_NAMES = {"softmax_ce": "softmax + cross-entropy loss",
+              "bce": "sigmoid + binary cross-entropy (BCE) loss",
+              "svm": "multi-class SVM (hinge) loss"}
+
+
+def loss_name(run: Run) -> str:
+    loss = (run.config.get("model") or {}).get("loss")
+    kind = loss.get("type") if isinstance(loss, dict) else loss
+    return LOSS_NAMES.get(kind, f"{kind} loss" if kind else "loss not recorded")
+
+
 def confidence_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
     """Histograms of the probability given to the true class, for correctly and wrongly
     classified test examples (the A1 2022 bonus figure comparing softmax with BCE)."""
-    found = [(lab, got) for run, lab in zip(runs, labels, strict=True)
+    found = [(run, lab, got) for run, lab in zip(runs, labels, strict=True)
              if (got := _read_predictions(run)) is not None]
     if not found:
         return None
-    fig = Figure(figsize=(4.2 * len(found) + 0.6, 3.8), layout="constrained")
+    fig = Figure(figsize=(4.6 * len(found) + 0.6, 4.0), layout="constrained")
     axes = fig.subplots(1, len(found), squeeze=False)[0]
     bins = np.linspace(0, 1, 21)
-    for ax, (lab, (p, ok)) in zip(axes, found, strict=True):
+    for ax, (run, lab, (p, ok)) in zip(axes, found, strict=True):
         ax.hist(p[ok], bins, color=COLORS[2], alpha=0.7, label=f"correct (n = {ok.sum()})")
         ax.hist(p[~ok], bins, color=COLORS[3], alpha=0.7, label=f"wrong (n = {(~ok).sum()})")
-        ax.set(xlabel="probability of the true class", ylabel="test examples",
-               title=lab or "test set")
+        ax.set(xlabel="probability of the true class", ylabel="test examples")
+        ax.set_title(loss_name(run) + (f"\n{lab}" if len(found) > 1 else ""), fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.suptitle("probability of the true class (test set, final parameters)", fontsize=11)
     caption = ("How sure the final model is of the true class on each test example, split "
-               "by whether its prediction was right (predictions_test.csv).")
+               "by whether its prediction was right (predictions_test.csv); each panel is "
+               "titled with the loss the model was trained with (A1 bonus: BCE against "
+               "softmax + cross-entropy).")
     return _save(fig, out, "confidence.png", "Probability of the true class", caption)
 
 
@@ -559,10 +652,14 @@ def confidence_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | N
 
 def draw_all(runs: list[Run], labels: list[str], out: Path) -> tuple[list[Plot], list[str]]:
     """Every figure that the runs have data for, and a note for each one left out."""
-    plots = [loss_figure(runs, labels, out), accuracy_figure(runs, labels, out),
-             lr_figure(runs, labels, out)]
+    plots = [loss_figure(runs, labels, out), accuracy_figure(runs, labels, out)]
+    lr = constant_lr(runs)
     optional = [  # (draw, note when there is nothing to draw; None: nothing worth saying)
+        (lambda: lr_figure(runs, labels, out),
+         f"the learning rate was constant, η = {lr:.3g}: no learning-rate figure"
+         if lr is not None else None),
         (lambda: lr_range_figure(runs, labels, out), None),
+        (lambda: uva_figure(runs, labels, out), None),
         (lambda: confusion_figure(runs, labels, "val", out),
          "no confusion_val.csv: validation confusion matrix left out"),
         (lambda: confusion_figure(runs, labels, "test", out), None),

@@ -22,6 +22,7 @@ from .tables import (
     Table,
     config_table,
     gradcheck_table,
+    header_text,
     metrics_table,
     per_class_tables,
     run_labels,
@@ -30,6 +31,15 @@ from .tables import (
 
 REPORTS_DIR = Path("reports")
 GENERATOR = '<meta name="generator" content="dl2424 report">'  # marks folders we may tidy
+
+
+@dataclass
+class Preformatted:
+    """A block of text shown as it is (a generated passage), with a caption."""
+
+    title: str
+    text: str
+    caption: str = ""
 
 
 @dataclass
@@ -67,7 +77,9 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
 
     results = Section("Results", [metrics_table(runs, labels), timing_table(runs, labels)])
     curves = Section("Training curves", figs("loss.png", "accuracy.png", "lr.png",
-                                             "lr_range.png"))
+                                             "lr_range.png", "uva_curves.png"))
+    curves.items += [n for n in figure_notes if "learning-rate figure" in n]
+    figure_notes = [n for n in figure_notes if "learning-rate figure" not in n]
     classes = Section("Classes", figs("confusion_val.png", "confusion_test.png",
                                       "confusion_strip.png", "per_class.png"))
     classes.items += per_class_tables(runs, labels)
@@ -130,6 +142,9 @@ def to_markdown(title: str, header: list[str], notes: list[str],
                 out.append(item.to_markdown())
             elif isinstance(item, Plot):
                 out += [f"![{item.title}]({item.file})", "", f"*{item.caption}*", ""]
+            elif isinstance(item, Preformatted):
+                out += [f"### {item.title}", "", "```text", item.text, "```", "",
+                        f"*{item.caption}*", ""]
             else:
                 out += [item, ""]
     return "\n".join(out)
@@ -175,7 +190,7 @@ def _anchor(title: str) -> str:
 
 def table_html(t: Table) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
+    head = "".join(f"<th>{esc(header_text(c))}</th>" for c in t.columns)
     body = []
     for raw, text in zip(t.rows, t.text_rows(), strict=True):
         cells = []
@@ -214,6 +229,9 @@ def to_html(title: str, header: list[str], notes: list[str], sections: list[Sect
                 parts.append(table_html(item))
             elif isinstance(item, Plot):
                 parts.append(figure_html(item, out))
+            elif isinstance(item, Preformatted):
+                parts.append(f"<h3>{esc(item.title)}</h3><pre>{esc(item.text)}</pre>"
+                             f'<p class="tnote">{esc(item.caption)}</p>')
             else:
                 parts.append(f'<p class="tnote">{esc(item)}</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -231,7 +249,7 @@ def write_report(runs: list[Run], out: Path, title: str) -> Path:
         encoding="utf-8", errors="replace")
     labels = run_labels(runs) if len(runs) > 1 else [runs[0].name]
     plots, figure_notes = draw_all(runs, labels, out)
-    plots += draw_comparison(runs, labels, out)
+    plots += draw_comparison(runs, out)
     if ours:  # an earlier report here: drop its figures that this one no longer draws
         for stale in set(out.glob("*.png")) - {out / p.file for p in plots}:
             stale.unlink()
@@ -270,4 +288,7 @@ def make_report(paths: list[Path], name: str | None = None, out: Path | None = N
             name or default_name(runs))
     title = name or (runs[0].name if len(runs) == 1 else
                      " vs ".join(dict.fromkeys(r.name for r in runs)))
+    if runs[0].info.get("meta", {}).get("task") == "lm":  # character language models
+        from .textreport import write_text_report
+        return write_text_report(runs, Path(out), title)
     return write_report(runs, Path(out), title)

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .. import checkpoint, rundir
+from .. import checkpoint, limits, rundir
+from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..rundir import is_stale
 
 REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+TEXT_COLUMNS = ("step", "epoch", "lr", "loss", "smooth_loss")  # language models (seqtrain)
 RUN_MARKERS = ("config.yaml", "summary.json")
 
 
@@ -64,7 +66,10 @@ class Run:
 
     @property
     def best(self) -> dict | None:
-        """The first row with the highest validation accuracy (the trainer's best.npz)."""
+        """The first row with the highest validation accuracy (the trainer's best.npz); for
+        a language model, the lowest smooth loss."""
+        if self.rows and "smooth_loss" in self.rows[0]:
+            return min(self.rows, key=lambda r: r["smooth_loss"])
         return max(self.rows, key=lambda r: r["val_acc"]) if self.rows else None
 
     @property
@@ -129,9 +134,21 @@ def _type_of(section) -> str | None:
 
 def _read_json(f: Path):
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return json.loads(limits.read_text(f, f.name))
+    except (ValueError, RecursionError) as e:  # JSON, UTF-8
         raise UserError(f"{f}: not valid JSON ({e}); the file is corrupt") from None
+
+
+def _read_mapping(f: Path, parse) -> dict:
+    """A JSON or YAML file of the run folder that must hold a mapping ({} when empty)."""
+    try:
+        value = parse(limits.read_text(f, f.name)) or {}
+    except (ValueError, RecursionError, yaml.YAMLError) as e:  # ValueError: UTF-8, JSON
+        raise UserError(f"{f}: unreadable ({str(e).splitlines()[0]}); the file is corrupt"
+                        ) from None
+    if not isinstance(value, dict):
+        raise UserError(f"{f}: a {type(value).__name__}, not a mapping; the file is corrupt")
+    return value
 
 
 def _read_confusion(f: Path) -> tuple[list[str], np.ndarray]:
@@ -149,7 +166,11 @@ def read_metrics(f: Path) -> tuple[list[dict], bool]:
     """Complete rows of metrics.csv (step as int, the rest float) and whether a partial
     last line was dropped. A row is complete when its line ends in a newline and it has
     every column: the trainer writes the file atomically, other writers might not."""
-    text = f.read_text(encoding="utf-8")
+    try:
+        text = limits.read_text(f, "metrics table", limits.TABLE_CAP)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start}); the file is "
+                        "corrupt") from None
     lines = text.split("\n")
     partial = lines.pop() != ""  # text after the last newline: an unfinished line
     reader = csv.DictReader(lines)
@@ -163,11 +184,28 @@ def read_metrics(f: Path) -> tuple[list[dict], bool]:
         except ValueError:
             raise UserError(f"{f}: line {lineno} holds a value that is not a number; the "
                             "file is corrupt (delete the bad line or retrain)") from None
-    missing = [c for c in REQUIRED_COLUMNS if reader.fieldnames and c not in reader.fieldnames]
+    required = TEXT_COLUMNS if "smooth_loss" in (reader.fieldnames or ()) else REQUIRED_COLUMNS
+    missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
     if missing:
         raise UserError(f"{f}: missing column(s) {', '.join(missing)}; not a dl2424 "
                         "metrics file")
     return rows, partial
+
+
+SECTIONS = ("data", "model", "optimizer", "schedule", "sampler", "train")
+
+
+def _sections(config: dict, f: Path) -> dict:
+    """Every section as a mapping (`optimizer: sgd` → {type: sgd}), as the report reads it."""
+    out = dict(config)
+    for key in SECTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and key != "train":
+            out[key] = {"type": value}
+        elif value is not None and not isinstance(value, dict):
+            raise UserError(f"{f}: {key} is a {type(value).__name__}, not a mapping; the file "
+                            "is corrupt")
+    return out
 
 
 def is_run(path: Path) -> bool:
@@ -186,14 +224,13 @@ def read_run(path: Path) -> Run:
                         "give a folder that `dl2424 train` made, e.g. runs/<time>-<name>")
     config = {}
     if (path / "config.yaml").is_file():
-        try:
-            config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path / 'config.yaml'}: not valid YAML ({e})") from None
-        if not isinstance(config, dict):
-            raise UserError(f"{path / 'config.yaml'}: not a mapping; the file is corrupt")
-    summary = _read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
-    info = _read_json(path / "data.json") if (path / "data.json").is_file() else {}
+        config = _sections(_read_mapping(path / "config.yaml", yaml.safe_load),
+                           path / "config.yaml")
+    summary = rundir.read_summary(path) if (path / "summary.json").is_file() else {}
+    info = {}
+    if (path / "data.json").is_file():
+        info = _read_mapping(path / "data.json", json.loads)
+        DataInfo.from_json(info, str(path / "data.json"))  # damage is a UserError here
     rows, truncated = [], False
     if (path / "metrics.csv").is_file():
         rows, truncated = read_metrics(path / "metrics.csv")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from ..errors import UserError
@@ -42,7 +44,7 @@ class Table:
             return str(s).replace("|", "\\|")
 
         out = [f"### {self.title}", ""] if self.title else []
-        out.append("| " + " | ".join(esc(c) for c in self.columns) + " |")
+        out.append("| " + " | ".join(esc(header_text(c)) for c in self.columns) + " |")
         out.append("|" + "|".join("--:" if i and self._numeric(i) else ":--"
                                   for i in range(len(self.columns))) + "|")
         out += ["| " + " | ".join(esc(v) for v in r) + " |" for r in self.text_rows()]
@@ -51,11 +53,12 @@ class Table:
         return "\n".join(out) + "\n"
 
     def to_csv(self) -> str:
-        """Raw values (fractions, not percent), so that the file can be analysed further."""
+        """Raw values (fractions, not percent), so that the file can be analysed further;
+        a missing value (absent, null, NaN) is always an empty cell."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(self.columns)
-        w.writerows([["" if v is None else v for v in r] for r in self.rows])
+        w.writerows([["" if _missing(v) else v for v in r] for r in self.rows])
         return buf.getvalue()
 
     def shown(self, width: int | None = None, wide: bool = False,
@@ -102,28 +105,49 @@ class Table:
         note = self.note + ("; " if self.note and left_out else "") + (
             f"not shown: {', '.join(left_out)} (--wide, or --columns to choose)"
             if left_out else "")
-        t = RichTable(title=self.title, caption=note or None)
+        t = RichTable(title=escape(self.title), caption=escape(note) or None)
         for i in keep:
-            t.add_column(self.columns[i], no_wrap=i == 0, overflow="fold",
+            t.add_column(escape(self.columns[i]), no_wrap=i == 0, overflow="fold",
                          min_width=self._width(i, text, None if wide else CELL_WIDTH),
                          justify="left" if i == 0 or not self._numeric(i) else "right")
         for r, raw in zip(text, self.rows, strict=True):
             status = next((v for c, v in zip(self.columns, raw, strict=True) if c == "status"),
                           None)
-            t.add_row(*(r[i] for i in keep), style=STATUS_STYLE.get(status))
+            t.add_row(*(escape(r[i]) for i in keep), style=STATUS_STYLE.get(status))
         return t
 
     def _numeric(self, i: int) -> bool:
         return all(isinstance(r[i], int | float) or r[i] is None for r in self.rows)
 
 
+HEADERS = {"wall_time_s": "wall time (s)", "steps_per_sec": "updates/s",
+           "n_params": "parameters", "max_abs": "max |a − n|", "max_rel": "max relative error",
+           "n_val": "validation examples", "at": "at"}
+HEADER_WORDS = {"acc": "accuracy"}
+
+
+def header_text(column: str) -> str:
+    """A column name as a table header for people (Markdown, HTML): 'val_acc' -> 'val
+    accuracy', 'best val_acc' -> 'best val accuracy'. Labels such as 'l2=0.1' and dotted
+    config keys stay as they are; the terminal and CSV keep the names --sort takes."""
+    if column in HEADERS:
+        return HEADERS[column]
+    return " ".join(" ".join(HEADER_WORDS.get(p, p) for p in w.split("_"))
+                    if re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", w) else w
+                    for w in column.split(" "))
+
+
 STATUS_STYLE = {"failed": "red", "running": "yellow", "interrupted": "magenta",
                 "stale": "magenta", "unknown": "dim"}
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def fmt(column: str, v) -> str:
     """One cell as text; the column name says what kind of number it holds."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if _missing(v):
         return MISSING
     if isinstance(v, bool):
         return "yes" if v else "no"

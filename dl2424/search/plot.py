@@ -18,6 +18,34 @@ from .sample import finite_values
 from .spec import FINITE, LogGrid, LogUniform
 from .sweep import Sweep, format_value
 
+# Searched keys by what the course calls them; any other key is shown as it is spelled.
+KEY_LABELS = {
+    "model.l2": "λ (model.l2, L2 penalty)", "optimizer.lr": "η (optimizer.lr)",
+    "schedule.eta_min": "η_min (schedule.eta_min)", "schedule.eta_max": "η_max (schedule.eta_max)",
+    "schedule.n_s": "n_s (schedule.n_s, steps per half cycle)",
+    "train.batch_size": "mini-batch size (train.batch_size)",
+    "model.keep": "dropout keep probability (model.keep)",
+    "model.hidden": "hidden layer widths (model.hidden)",
+}
+SPLIT_NAMES = {"val": "validation", "train": "training", "test": "test"}
+
+
+def key_label(key: str) -> str:
+    return KEY_LABELS.get(key, key)
+
+
+def metric_label(metric: str, metric_from: str) -> str:
+    """val_acc, best -> 'validation accuracy (%), best evaluation'."""
+    split, _, what = metric.partition("_")
+    what = {"acc": "accuracy (%)", "loss": "loss", "cost": "cost"}.get(what, what)
+    when = "best evaluation" if metric_from == "best" else "last evaluation"
+    return f"{SPLIT_NAMES.get(split, split)} {what}, {when}"
+
+
+def _scale(metric: str) -> float:
+    """Accuracies in percent, as in every other figure and table."""
+    return 100.0 if metric.endswith("acc") else 1.0
+
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -28,8 +56,8 @@ def _numeric_axis(ax, sweep: Sweep, key: str, xs: list, ys: list) -> None:
     ax.scatter(xs[:1], ys[:1], s=90, marker="*", color="C3", zorder=3, label="best")
     if isinstance(sweep.spec.space[key], (LogUniform, LogGrid)):
         ax.set_xscale("log")
-    ax.set_xlabel(key)
-    ax.set_ylabel(f"{sweep.spec.metric} ({sweep.spec.metric_from})")
+    ax.set_xlabel(key_label(key))
+    ax.set_ylabel(metric_label(sweep.spec.metric, sweep.spec.metric_from))
 
 
 def _labels(sweep: Sweep, key: str, xs: list) -> list[str]:
@@ -47,14 +75,14 @@ def _category_axis(ax, sweep: Sweep, key: str, xs: list, ys: list) -> None:
     ax.scatter(ys[:1], pos[:1], s=90, marker="*", color="C3", zorder=3, label="best")
     ax.set_yticks(range(len(labels)), [textwrap.fill(s, 48) for s in labels], fontsize=7)
     ax.invert_yaxis()
-    ax.set_ylabel(key)
-    ax.set_xlabel(f"{sweep.spec.metric} ({sweep.spec.metric_from})")
+    ax.set_ylabel(key_label(key))
+    ax.set_xlabel(metric_label(sweep.spec.metric, sweep.spec.metric_from))
 
 
 def _figure(sweep: Sweep, key: str) -> Figure:
     ranked = sweep.ranked()
     xs = [t.values[key] for t in ranked]
-    ys = [sweep.score(t) for t in ranked]
+    ys = [_scale(sweep.spec.metric) * sweep.score(t) for t in ranked]
     numeric = all(_is_number(x) for x in xs)
     rows = 0 if numeric else len(_labels(sweep, key, xs))
     fig = Figure(figsize=(7.5 if rows else 5.5, max(3.8, 0.45 * rows + 1.2)),

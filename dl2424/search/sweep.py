@@ -237,7 +237,10 @@ def _resumable(sweep: Sweep, t: Trial) -> str | None:
     run = sweep.path / t.run
     if not (run / "checkpoint.npz").is_file() or not (run / "summary.json").is_file():
         return None
-    status = rundir.read_summary(run).get("status")
+    try:
+        status = rundir.read_summary(run).get("status")
+    except (OSError, UserError):  # a damaged record: the checkpoint alone cannot say
+        return None
     return str(run.resolve()) if status in ("running", "interrupted") else None
 
 
