@@ -93,6 +93,8 @@ class _Option(TyperOption):
 
 
 def tidy(command, ctx) -> None:
+    if type(command) is TyperGroup:  # a sub-app (`data`, ...): its commands get the same
+        command.__class__ = Commands
     helper = command.get_help_option(ctx) if hasattr(command, "get_help_option") else None
     for p in [*getattr(command, "params", []), *([helper] if helper else [])]:
         if isinstance(p, TyperArgument) and type(p) is TyperArgument:
