@@ -117,3 +117,15 @@ def test_a_model_whose_loss_adds_its_own_term_is_checked_through_loss():
     model.loss = loss
     rep = check_model(problem)
     assert rep.passed and not problem.forward_only, rep.summary()
+
+
+def test_rounding_noise_is_measured_and_deterministic():
+    from dl2424.gradcheck.numeric import EPS64, noise_floor, rounding_noise
+    from dl2424.rng import generator
+
+    problem = make_problem("mlp", MLP_BN)
+    J = problem.cost()
+    a = rounding_noise(problem.cost, problem.model.params, generator(0, 4, 3))
+    b = rounding_noise(problem.cost, problem.model.params, generator(0, 4, 3))
+    assert a == b and EPS64 * abs(J) <= a < 1e-12
+    assert noise_floor(a, 1e-5) == pytest.approx(max(2 * a, 8 * EPS64) / 1e-5)
