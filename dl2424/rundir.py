@@ -234,17 +234,24 @@ def is_stale(summary: dict) -> bool:
             and summary.get("host") == socket.gethostname() and not _alive(pid))
 
 
+def trained_by(path: Path) -> int | None:
+    """The live process on this host that holds the run's lock, if any."""
+    lock = path / LOCK
+    try:
+        holder = json.loads(lock.read_text()) if lock.is_file() else None
+    except (OSError, ValueError):
+        return None
+    if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
+            and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
+        return holder["pid"]
+    return None
+
+
 def check_removable(paths: list[Path]) -> None:
     """Refuse (before deleting anything) a run being trained or a trial of a sweep."""
     for path in paths:
-        lock = path / LOCK
-        try:
-            holder = json.loads(lock.read_text()) if lock.exists() else None
-        except (OSError, ValueError):
-            holder = None
-        if isinstance(holder, dict) and holder.get("host") == socket.gethostname() \
-                and isinstance(holder.get("pid"), int) and _alive(holder["pid"]):
-            raise UserError(f"{path}: being trained by process {holder['pid']}; stop it first")
+        if (pid := trained_by(path)) is not None:
+            raise UserError(f"{path}: being trained by process {pid}; stop it first")
         if path.parent.name == "runs" and (path.parent.parent / "sweep.yaml").is_file():
             raise UserError(f"{path}: a trial of the sweep {path.parent.parent}, listed in its "
                             "trials.csv; delete the whole sweep folder instead")

@@ -92,3 +92,16 @@ def test_progress_appears_only_after_a_second(monkeypatch):
     assert slow.bar is not None and slow.bar.tasks[0].completed == 3
     slow.close()
     assert "checking W2" in out.getvalue()
+
+
+def test_saved_report_shows_in_the_run_report(env):
+    from dl2424.report.load import Run
+    from dl2424.report.tables import gradcheck_table
+
+    cfg = write_config(env / "g.yaml", {**BASE, "model": {"type": "mlp", "hidden": [5]}})
+    run = env / "run"
+    run.mkdir()
+    assert runner.invoke(app, ["gradcheck", str(cfg), "--save", str(run)]).exit_code == 0
+    t = gradcheck_table(Run(run, {}, {}, {}, []))
+    assert [r[0] for r in t.rows] == ["W1", "b1", "W2", "b2"]
+    assert all(r[3] == 0 and r[-1] is True for r in t.rows)  # over tol, passed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +93,13 @@ def search(
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "
                   f"to run on {backend.describe()}", highlight=False)
+    received = []  # SIGTERM stops the sweep as ^C does: trials checkpoint, exit 143
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     with user_errors():  # a full disk or a read-only sweep folder: one message, exit 2
         try:
             session = sweeps.run(sw, backend, root, fail_fast,
@@ -102,9 +110,13 @@ def search(
         except sweeps.SweepInterrupted:
             err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
                               highlight=False, markup=False)
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + (received or [signal.SIGINT])[0]) from None
         finally:
-            backend.close()
+            try:
+                backend.close()
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 
