@@ -74,13 +74,14 @@ COMPLETERS = {"config": complete_configs, "spec": complete_configs, "more": comp
 
 
 class _Argument(TyperArgument):
-    """CONFIG when required, [CONFIG] when not, CONFIG... when several; no type column."""
+    """CONFIG when required, [CONFIG] when not, CONFIG... when several; a type column only
+    for a choice (<cifar10|names|...>)."""
 
     def _usage_display_name(self) -> str:
         return self.metavar if self.required else f"[{self.metavar}]"
 
     def display_type_rich(self, ctx):
-        return None
+        return super().display_type_rich(ctx) if self.type_descriptor.is_choice else None
 
 
 class _Option(TyperOption):
@@ -96,6 +97,8 @@ class _Option(TyperOption):
 
 
 def tidy(command, ctx) -> None:
+    if type(command) is TyperGroup:  # a sub-app (`data`, ...): its commands get the same
+        command.__class__ = Commands
     helper = command.get_help_option(ctx) if hasattr(command, "get_help_option") else None
     for p in [*getattr(command, "params", []), *([helper] if helper else [])]:
         if isinstance(p, TyperArgument) and type(p) is TyperArgument:

@@ -155,6 +155,10 @@ class CNN(Model):
     def _buffer(self, layer, name, shape, dtype, zero=False):
         return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
 
+    def _blocks(self, i):
+        """Part i's im2col block buffer, shared by all layers (cv.block)."""
+        return self.work.setdefault(f"part{i}", {})
+
     def _conv_forward(self, x, l, train):
         """conv -> [batch norm] -> activation for conv layer l."""
         P, p, key = self.params, self.p, f"conv{l}"
@@ -192,8 +196,9 @@ class CNN(Model):
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, c_bn, c_act, z if fused_relu else None)
 
-    def _conv_backward(self, dout, cache, l, grads):
-        """Gradients of _conv_forward; dout (an array the model owns) is overwritten."""
+    def _conv_backward(self, dout, cache, l, grads, relu_done=False):
+        """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
+        relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
         x_shape, cuts, rows, cols, c_bn, c_act, relu_out = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
@@ -201,27 +206,30 @@ class CNN(Model):
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
-        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
-        W_flip = cv.flipped_filter_matrix(W) if input_grad else None
+        dx = dpad = W_flip = None
+        if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
+            dx = self._buffer(key, "dx", x_shape, dout.dtype)
+            dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
+            W_flip = cv.flipped_filter_matrix(W)
 
         def back(i, g):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
-            c = cuts[i]
+            c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
+            dW = cv.filter_rows_grad(g, cols[c])
             if input_grad:
-                cv.conv2d_nhwc_input_grad(g.reshape(-1, Ho, Wo, F), W, dx[c].shape, 1, PAD,
-                                          dx[c], self.work[key].setdefault(f"part{i}", {}),
-                                          W_flip)
-            return cv.filter_rows_grad(g, cols[c]), bn.channel_sums(g) if c_bn is None else None
+                cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
+                                          self._blocks(i), W_flip)
+            return dW, bn.channel_sums(g) if c_bn is None else None
 
         def relu_back(i):
             g = d2[rows[i]]
-            if relu_out is not None:
+            if relu_out is not None and not relu_done:
                 np.multiply(g, relu_out.reshape(-1, F)[rows[i]] > 0, out=g)
             return back(i, g)
 
         if c_bn is not None:
             grads[f"gamma{l}"], grads[f"beta{l}"], parts = bn.rows_backward(
-                d2, c_bn, rows, parallel.map_parts, back)
+                d2, c_bn, rows, parallel.map_parts, back, relu_done)
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = bn._total([db for _, db in parts])
@@ -245,14 +253,18 @@ class CNN(Model):
                 return cache
 
             caches = parallel.map_parts(pool, cuts)
-        return out, (x.shape, cuts, caches)
+        return out, (x.shape, cuts, caches, out)
 
-    def _pool_backward(self, dout, cache, i):
-        x_shape, cuts, caches = cache
+    def _pool_backward(self, dout, cache, i, relu):
+        """dx of _pool_forward. relu: the input came from a ReLU, whose gradient is taken here
+        on the smaller map: a window's gradient passes only if its max is positive."""
+        x_shape, cuts, caches, out = cache
         dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
 
         def back(j):
             c = cuts[j]
+            if relu:
+                np.multiply(dout[c], out[c] > 0, out=dout[c])
             if cv.fast_pool(x_shape, *self.pool):
                 cv.maxpool2_nhwc_backward(dout[c], caches[j], dx[c])
             else:
@@ -288,11 +300,16 @@ class CNN(Model):
         for j in range(self.n_fc, 0, -1):
             d, grads[f"W{j}"], grads[f"bW{j}"], _, _ = dense_backward(d, fc_caches[j - 1])
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
-        for (kind, l), c in zip(reversed(self.blocks), reversed(caches), strict=True):
+        relu_done = False  # the ReLU of the conv before a pool acts in the pool's backward
+        for b in reversed(range(len(self.blocks))):
+            kind, l = self.blocks[b]
             if kind == "pool":
-                d = self._pool_backward(d, c, l)
+                relu_done = (b > 0 and self.blocks[b - 1][0] == "conv"
+                             and self.p.activation == "relu")
+                d = self._pool_backward(d, caches[b], l, relu_done)
             else:
-                d = self._conv_backward(d, c, l, grads)
+                d = self._conv_backward(d, caches[b], l, grads, relu_done)
+                relu_done = False
         return grads
 
     def scores(self, X, batch_size: int | None = None):
