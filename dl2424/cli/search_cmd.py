@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -9,13 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
-from ..rundir import SWEEPS_DIR
 from ..search import sweep as sweeps
 from ..search.execute import check_backend, open_backend
 from ..search.spec import load_spec
 from . import app, console, err_console, user_errors
+from .options import DataDir, SweepsDir, settings
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "pending": "yellow", "running": "cyan"}
 
@@ -79,19 +79,26 @@ def search(
         help="Rerun the trials of this sweep folder that are not ok.")] = None,
     fail_fast: Annotated[bool, typer.Option(
         help="Start no new trial once one has failed.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")] = None,
-    sweeps_dir: Annotated[Path, typer.Option(help="Where sweep folders go.")] = SWEEPS_DIR,
+    data_dir: DataDir = None,
+    sweeps_dir: SweepsDir = None,
 ):
     """Hyper-parameter search: every trial is a run; results go to sweeps/<time>-<name>/."""
     with user_errors():
         check_backend(workers, scheduler, cluster)
-        root = resolve_data_dir(data_dir)
-        sw = _make(spec, from_, resume, sweeps_dir, root)
+        s = settings(data_dir, sweeps_dir=sweeps_dir)
+        root = s.data_dir
+        sw = _make(spec, from_, resume, s.sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "
                   f"to run on {backend.describe()}", highlight=False)
+    received = []  # SIGTERM stops the sweep as ^C does: trials checkpoint, exit 143
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     with user_errors():  # a full disk or a read-only sweep folder: one message, exit 2
         try:
             session = sweeps.run(sw, backend, root, fail_fast,
@@ -102,9 +109,13 @@ def search(
         except sweeps.SweepInterrupted:
             err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
                               highlight=False, markup=False)
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + (received or [signal.SIGINT])[0]) from None
         finally:
-            backend.close()
+            try:
+                backend.close()
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 

@@ -11,23 +11,26 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import copy
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import experiment
+from .. import experiment, rundir, settings
 from ..config import apply_overrides, validate
 from ..errors import UserError
 from ..trainer import StopFlag
 
 # the BLAS libraries' thread counts, and the image ConvNet's own (dl2424.nn.parallel)
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "DL2424_THREADS")
+BLAS_VARS = (*settings.BLAS_VARS, settings.THREADS)
 CLUSTER_HINT = "install with pip install dl2424[cluster]"
 
 
@@ -50,15 +53,42 @@ class TrialTask:
 _STOP = StopFlag()  # set by SIGINT in a local worker; the trial checkpoints and stops
 
 
-def _init_worker() -> None:
-    """Local pool worker: the first ^C lets the current trial save a checkpoint and stop."""
+STOP_SIGNAL = signal.SIGUSR1  # from the sweep: stop at the next update, keep a checkpoint
+
+
+def _init_worker(parent: int) -> None:
+    """Local pool worker: the first ^C (or SIGTERM) lets the current trial save a checkpoint
+    and stop, a second aborts it; STOP_SIGNAL from the sweep only ever asks for the first.
+    The worker dies with the sweep process that started it, however that ends (kill -9)."""
 
     def handler(signum, frame):
-        if _STOP.signum is not None:
+        if _STOP.signum is not None and signum != STOP_SIGNAL:
             raise KeyboardInterrupt
-        _STOP.signum = signum
+        _STOP.signum = _STOP.signum or signum
 
-    signal.signal(signal.SIGINT, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL):
+        signal.signal(sig, handler)
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Kill this process when `parent` is gone: at once through the kernel on Linux
+    (PR_SET_PDEATHSIG), else within a second through a watchdog thread. Its trial's run
+    folder then resumes from its last checkpoint, as after any kill -9."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if os.getppid() != parent:  # died before the kernel was told
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
 
 
 def _metric(row: dict | None, metric: str) -> float | None:
@@ -70,7 +100,15 @@ def _metric(row: dict | None, metric: str) -> float | None:
     return float(row[metric])
 
 
-def _find_run(runs_dir: Path, name: str) -> Path | None:
+def _completed(run: Path) -> dict | None:
+    try:
+        summary = rundir.read_summary(run)
+    except (OSError, UserError):
+        return None
+    return summary if summary.get("status") == "completed" else None
+
+
+def find_run(runs_dir: Path, name: str) -> Path | None:
     """The newest run folder of this trial, for errors raised after it was made."""
     pattern = re.compile(rf"^\d{{8}}-\d{{6}}-{re.escape(name)}(-\d+)?$")
     found = sorted(p for p in runs_dir.glob(f"*-{name}*") if pattern.match(p.name))
@@ -95,9 +133,11 @@ def run_trial(task: TrialTask) -> dict:
     """One trial as an ordinary run. Returns {trial, status: ok|failed|pending, best,
     final (the metric in the best-val-acc row and in the last row), run, error, wall_s}."""
     t0 = time.perf_counter()
-    _STOP.signum = None  # a ^C that stopped this worker's previous trial stops only that one
     data_dir, runs_dir = Path(task.data_dir), Path(task.runs_dir)
     try:
+        done = _completed(Path(task.resume_run)) if task.resume_run else None
+        if done is not None:  # finished while the sweep that started it was killed
+            return _outcome(task, "ok", Path(task.resume_run), done, "", t0)
         if task.resume_run:
             run, summary = experiment.resume(Path(task.resume_run), data_dir, stop=_STOP)
         else:
@@ -110,7 +150,7 @@ def run_trial(task: TrialTask) -> dict:
         return _outcome(task, "pending", e.run, e.summary,
                         f"interrupted at step {e.summary['steps']}; checkpoint kept", t0)
     except Exception as e:  # noqa: BLE001 — a trial's crash is recorded, the sweep goes on
-        run = _find_run(runs_dir, task.name) if runs_dir.is_dir() else None
+        run = find_run(runs_dir, task.name) if runs_dir.is_dir() else None
         return _outcome(task, "failed", run, None, f"{type(e).__name__}: {e}", t0)
     return _outcome(task, "ok", run, summary, "", t0)
 
@@ -163,7 +203,14 @@ class LocalPool:
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker)
+                                      initializer=_init_worker, initargs=(os.getpid(),))
+
+    def stop_workers(self) -> None:
+        """Ask every worker's trial to stop at its next update with a checkpoint (SIGTERM to
+        the sweep reaches only the sweep; ^C at a terminal reaches the workers too)."""
+        for p in list(getattr(self.pool, "_processes", None) or {}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, STOP_SIGNAL)
 
     def describe(self) -> str:
         return (f"local: {self.workers} worker process{'es' if self.workers > 1 else ''} "

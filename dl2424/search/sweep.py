@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from ..atomic import write_json, write_text
 from ..config import apply_overrides, validate
 from ..errors import UserError
 from ..trainer import BASIC_METRICS
-from .execute import TrialTask
+from .execute import TrialTask, find_run
 from .sample import centre_spaces, plan_trials
 from .spec import Search, from_resolved
 
@@ -231,17 +232,29 @@ class SweepInterrupted(Exception):
 
 
 def _resumable(sweep: Sweep, t: Trial) -> str | None:
-    """The run folder to continue, if the trial's last run stopped with a checkpoint."""
-    if not t.run:
-        return None
-    run = sweep.path / t.run
-    if not (run / "checkpoint.npz").is_file() or not (run / "summary.json").is_file():
+    """The run folder to continue, if the trial's last run stopped with a checkpoint (or
+    finished unrecorded). A trial that was in flight when the sweep was killed has no run
+    recorded: its folder is found by name, continued, or — killed before its first
+    checkpoint, so holding nothing to continue — removed, so no trial has two folders."""
+    if t.run:
+        run = sweep.path / t.run
+    else:
+        run = find_run(sweep.path / "runs", sweep.run_name(t))
+        if run is None:
+            return None
+        if not (run / rundir.CHECKPOINT).is_file():
+            if rundir.trained_by(run) is None:
+                shutil.rmtree(run, ignore_errors=True)
+            return None
+    if not (run / rundir.CHECKPOINT).is_file() or not (run / rundir.SUMMARY).is_file():
         return None
     try:
         status = rundir.read_summary(run).get("status")
     except (OSError, UserError):  # a damaged record: the checkpoint alone cannot say
         return None
-    return str(run.resolve()) if status in ("running", "interrupted") else None
+    resumable = ("running", "interrupted") + (("completed",) if not t.run else ())
+    return str(run.resolve()) if status in resumable else None
+
 
 
 def _task(sweep: Sweep, t: Trial, data_dir: Path) -> TrialTask:
@@ -290,37 +303,55 @@ def run(sweep: Sweep, backend, data_dir: Path, fail_fast: bool = False,
         sweep.log_session(entry)
         return entry
 
-    while in_flight or (todo and stopping is None):
-        while todo and stopping is None and len(in_flight) < backend.slots():
-            t = todo.popleft()
-            in_flight[backend.submit(_task(sweep, t, data_dir))] = t
-            t.status, t.error = "running", ""
-            sweep.write_trials()
-        try:
-            done = backend.wait_any(list(in_flight))
-        except KeyboardInterrupt:
-            if stopping == "interrupted" or not backend.graceful:
-                backend.cancel(list(in_flight))
-                for t in in_flight.values():
-                    t.status, t.error = "pending", "interrupted: the sweep was stopped"
-                sweep.write_trials()
-                finish("interrupted")
-                raise SweepInterrupted(sweep.path) from None
-            stopping = "interrupted"
-            on_note("stopping: running trials save a checkpoint and stop "
-                    "(^C again to abandon them)")
-            continue
-        for future in done:
-            t = in_flight.pop(future)
-            _record(sweep, t, _result(future, t))
-            n_run += 1
-            sweep.write_trials()
-            on_done(t)
-            if t.status == "failed" and fail_fast and stopping is None:
-                stopping = "fail-fast"
-                on_note(f"--fail-fast: trial {t.id} failed; no new trials start")
+    def abandon():
+        backend.cancel(list(in_flight))
+        for t in in_flight.values():
+            t.status, t.error = "pending", "interrupted: the sweep was stopped"
+        sweep.write_trials()
+        finish("interrupted")
+        raise SweepInterrupted(sweep.path) from None
+
+    try:
+        while in_flight or (todo and stopping is None):
+            stopping, n = _step(sweep, backend, data_dir, todo, in_flight, stopping, fail_fast,
+                                on_done, on_note, abandon)
+            n_run += n
+    except KeyboardInterrupt:  # a signal outside the wait (while writing trials.csv)
+        abandon()
     if stopping == "interrupted":
         finish("interrupted")
         raise SweepInterrupted(sweep.path)
     return finish(stopping or "done")
+
+
+def _step(sweep, backend, data_dir, todo, in_flight, stopping, fail_fast, on_done, on_note,
+          abandon) -> tuple[str | None, int]:
+    """Fill the free slots, wait for a trial to end, record it. The first signal lets the
+    running trials stop at a checkpoint (SIGTERM to the sweep alone is passed on to them),
+    a second — or any on a backend that cannot ask — abandons them as pending."""
+    while todo and stopping is None and len(in_flight) < backend.slots():
+        t = todo.popleft()
+        in_flight[backend.submit(_task(sweep, t, data_dir))] = t
+        t.status, t.error = "running", ""
+        sweep.write_trials()
+    try:
+        done = backend.wait_any(list(in_flight))
+    except KeyboardInterrupt:
+        if stopping == "interrupted" or not backend.graceful:
+            abandon()
+        backend.stop_workers()
+        on_note("stopping: running trials save a checkpoint and stop "
+                "(^C again to abandon them)")
+        return "interrupted", 0
+    n_run = 0
+    for future in done:
+        t = in_flight.pop(future)
+        _record(sweep, t, _result(future, t))
+        n_run += 1
+        sweep.write_trials()
+        on_done(t)
+        if t.status == "failed" and fail_fast and stopping is None:
+            stopping = "fail-fast"
+            on_note(f"--fail-fast: trial {t.id} failed; no new trials start")
+    return stopping, n_run
 
