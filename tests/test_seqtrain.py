@@ -294,6 +294,9 @@ def test_lines_from_a_file_end_with_eos_and_are_capped(tmp_path):
     run = train(tmp_path, cfg)
     res = runner.invoke(app, ["generate", "--run", str(run), "--count", "3", "--length", "10"])
     assert res.exit_code == 0 and len(res.output.splitlines()) == 3
+    assert runner.invoke(app, ["report", str(run)]).exit_code == 0
+    shown = (run / "report" / "report.md").read_text().split("```text\n")[1].split("\n```")[0]
+    assert len(shown.split("\n")) == 20  # a model of lines: 20 lines, not one long passage
 
 
 @pytest.mark.parametrize("cfg_change,message", [

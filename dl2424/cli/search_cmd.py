@@ -10,13 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
-from ..rundir import SWEEPS_DIR
 from ..search import sweep as sweeps
 from ..search.execute import check_backend, open_backend
 from ..search.spec import load_spec
 from . import app, console, err_console, user_errors
+from .options import DataDir, SweepsDir, settings
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "pending": "yellow", "running": "cyan"}
 
@@ -80,19 +79,26 @@ def search(
         help="Rerun the trials of this sweep folder that are not ok.")] = None,
     fail_fast: Annotated[bool, typer.Option(
         help="Start no new trial once one has failed.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")] = None,
-    sweeps_dir: Annotated[Path, typer.Option(help="Where sweep folders go.")] = SWEEPS_DIR,
+    data_dir: DataDir = None,
+    sweeps_dir: SweepsDir = None,
 ):
     """Hyper-parameter search: every trial is a run; results go to sweeps/<time>-<name>/."""
     with user_errors():
         check_backend(workers, scheduler, cluster)
-        root = resolve_data_dir(data_dir)
-        sw = _make(spec, from_, resume, sweeps_dir, root)
+        s = settings(data_dir, sweeps_dir=sweeps_dir)
+        root = s.data_dir
+        sw = _make(spec, from_, resume, s.sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "
                   f"to run on {backend.describe()}", highlight=False)
+    session = _run(sw, backend, root, fail_fast)
+    _results(sw, session)
+
+
+def _run(sw: sweeps.Sweep, backend, root: Path, fail_fast: bool) -> dict:
+    """The sweep, one line per finished trial; ^C or SIGTERM stops it (trials checkpoint)
+    with exit 128 + the signal."""
     received = []  # SIGTERM stops the sweep as ^C does: trials checkpoint, exit 143
 
     def on_signal(signum, frame):
@@ -102,11 +108,11 @@ def search(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     with user_errors():  # a full disk or a read-only sweep folder: one message, exit 2
         try:
-            session = sweeps.run(sw, backend, root, fail_fast,
-                                 on_done=lambda t: console.print(_trial_line(sw, t),
-                                                                 highlight=False),
-                                 on_note=lambda s: err_console.print(s, highlight=False,
-                                                                     markup=False))
+            return sweeps.run(sw, backend, root, fail_fast,
+                              on_done=lambda t: console.print(_trial_line(sw, t),
+                                                              highlight=False),
+                              on_note=lambda s: err_console.print(s, highlight=False,
+                                                                  markup=False))
         except sweeps.SweepInterrupted:
             err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
                               highlight=False, markup=False)
@@ -117,6 +123,10 @@ def search(
             finally:
                 for s, h in previous.items():
                     signal.signal(s, h)
+
+
+def _results(sw: sweeps.Sweep, session: dict) -> None:
+    """The top trials, the plots, the counts; exit 1 unless every trial is ok."""
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 

@@ -9,7 +9,6 @@ dotted keys and registered names), so a new command gets it by naming its parame
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -35,7 +34,9 @@ def _paths(incomplete: str, roots: list[Path], keep) -> list[str]:
 
 
 def _is_run(p: Path) -> bool:
-    return (p / "config.yaml").is_file() or (p / "trials.csv").is_file()
+    from ..rundir import is_run
+
+    return is_run(p) or (p / "trials.csv").is_file()
 
 
 def complete_configs(incomplete: str) -> list[str]:
@@ -44,8 +45,10 @@ def complete_configs(incomplete: str) -> list[str]:
 
 
 def complete_runs(incomplete: str) -> list[str]:
-    roots = [Path(os.environ.get("DL2424_RUNS_DIR", "runs")),
-             Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))]
+    from ..settings import read
+
+    s = read()
+    roots = [s.runs_dir, s.sweeps_dir]
     return _paths(incomplete, roots, lambda p: p.is_dir())
 
 

@@ -18,6 +18,7 @@ Images arrive flat, (n, C*H*W) in channel-plane order, and are reshaped to DataI
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..limits import Footprint
 from ..nn import batchnorm as bn
 from ..nn import conv2d as cv
 from ..nn import kinks, layers, parallel
+from ..nn.blocks import Block, dense_backward, dense_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
@@ -36,9 +38,9 @@ KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
 
 
 class PoolParams(Params):
-    kernel: PositiveInt = 3
-    stride: PositiveInt = 2
-    padding: NonNegativeInt = 1
+    kernel: PositiveInt = Field(3, description="max-pool window (kernel x kernel)")
+    stride: PositiveInt = Field(2, description="step between windows")
+    padding: NonNegativeInt = Field(1, description="zero padding on each side (-inf for max)")
 
     @model_validator(mode="after")
     def _padding_fits(self):
@@ -50,15 +52,16 @@ class PoolParams(Params):
 
 class CNNParams(ModelParams):
     layers: list[PositiveInt | Literal["M"]] = Field(
-        default_factory=lambda: [16, "M", 32, "M", 64, "M"], min_length=1)
-    pool: PoolParams = Field(default_factory=PoolParams)
-    batchnorm: bool = False
-    bn_alpha: float = Field(0.9, ge=0, lt=1)  # moving-average decay of the BN statistics
-    bn_eps: PositiveFloat = 1e-5
-    activation: Literal["relu", "leaky_relu"] = "relu"
-    leaky_slope: float = Field(0.02, ge=0, lt=1)
-    hidden: list[PositiveInt] = Field(default_factory=list)
-    keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on fc-layer inputs
+        default_factory=lambda: [16, "M", 32, "M", 64, "M"], min_length=1,
+        description="feature extractor: c = 3x3 conv with c channels, M = max-pool")
+    pool: PoolParams = Field(default_factory=PoolParams, description="every M's pooling")
+    batchnorm: bool = Field(False, description="batch norm after every conv")
+    bn_alpha: float = Field(0.9, ge=0, lt=1, description="moving-average decay")
+    bn_eps: PositiveFloat = Field(1e-5, description="added to the variance in batch norm")
+    activation: Literal["relu", "leaky_relu"] = Field("relu", description="after convs and fc")
+    leaky_slope: float = Field(0.02, ge=0, lt=1, description="slope of leaky_relu below 0")
+    hidden: list[PositiveInt] = Field(default_factory=list, description="fc layer sizes")
+    keep: float = Field(1.0, gt=0, le=1, description="dropout keep probability, fc inputs")
 
     def footprint(self, info):
         shape = info.meta.get("image_shape")
@@ -129,6 +132,9 @@ class CNN(Model):
             self.decay.append(f"W{j}")
         # Evaluation chunks whose im2col matrices stay below 2^24 entries (64 MB in float32).
         self.eval_batch = int(np.clip(2**24 // widest, 1, 2000))
+        fc = Block(p.activation, p.leaky_slope, keep=p.keep)  # dropout on each fc input
+        self.fc_blocks = [fc if j < self.n_fc else replace(fc, activation=None)
+                          for j in range(1, self.n_fc + 1)]
         # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
         # update of the same batch size: a forward's cache is valid until the next forward.
         self.work: dict[str, dict[str, np.ndarray]] = {}
@@ -281,14 +287,10 @@ class CNN(Model):
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))
         fc_caches = []
-        for j in range(1, self.n_fc + 1):
-            c_drop = c_act = None
-            if train and self.p.keep < 1:
-                h, c_drop = layers.dropout_forward(h, self.p.keep, rng)
-            h, c_aff = layers.affine_forward(h, self.params[f"W{j}"], self.params[f"bW{j}"])
-            if j < self.n_fc:
-                h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
-            fc_caches.append((c_drop, c_aff, c_act))
+        for j, block in enumerate(self.fc_blocks, 1):
+            h, c = dense_forward(h, self.params[f"W{j}"], self.params[f"bW{j}"], block,
+                                 train=train, rng=rng)
+            fc_caches.append(c)
         return h, (caches, c_flat, fc_caches)
 
     def backward(self, dscores, cache):
@@ -296,12 +298,7 @@ class CNN(Model):
         grads = {}
         d = dscores
         for j in range(self.n_fc, 0, -1):
-            c_drop, c_aff, c_act = fc_caches[j - 1]
-            if c_act is not None:
-                d = layers.activation_backward(d, c_act)
-            d, grads[f"W{j}"], grads[f"bW{j}"] = layers.affine_backward(d, c_aff)
-            if c_drop is not None:
-                d = layers.dropout_backward(d, c_drop)
+            d, grads[f"W{j}"], grads[f"bW{j}"], _, _ = dense_backward(d, fc_caches[j - 1])
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
         relu_done = False  # the ReLU of the conv before a pool acts in the pool's backward
         for b in reversed(range(len(self.blocks))):
