@@ -18,7 +18,7 @@ from .tables import (
     Table,
     config_cell,
     differing_keys,
-    flatten,
+    flatten_all,
     metric_columns,
     test_metrics,
 )
@@ -97,7 +97,7 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     metrics = [m for m in metric_columns(runs)
                if not m.endswith("cost") or _cost_differs(runs)]
     test = any("test" in r.summary for r in runs)
-    flat = [flatten(r.config) for r in runs]
+    flat = flatten_all([r.config for r in runs])
     # the terminal has room for a few keys: those with the most distinct values
     spread = {k: len({repr(f.get(k)) for f in flat}) for k in keys}
     hidden = sorted(keys, key=lambda k: -spread[k])[TERMINAL_KEYS:]
