@@ -200,3 +200,8 @@ def test_data_json_claiming_a_huge_input_is_refused_by_predict(char_run, tmp_pat
 
 def test_sizes_print_readably():
     assert limits.human(4 << 40) == "4.0 TiB" and limits.human(512) == "512 bytes"
+
+
+def test_a_400_digit_size_is_refused_not_an_overflow(env):
+    res = train(env, CHAR, "model.layers.0.padding=" + "9" * 400)
+    refused(res, "memory", "~10^")
