@@ -28,8 +28,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from dl2424.data.bundle import DataInfo  # noqa: E402
-from dl2424.models.charcnn import CharCNNParams, build  # noqa: E402
+from dl2424.models.charcnn import CharCNNParams, charcnn  # noqa: E402
 from dl2424.nn import charconv as cc  # noqa: E402
+from dl2424.nn import charconv_ref as ref  # noqa: E402
 
 N_LEN, D, K, BATCH, N_DATA = 19, 28, 18, 100, 5000
 ETA, RHO = 0.001, 0.9
@@ -51,7 +52,7 @@ def make_model(net, dtype, seed=0):
     n1, n2, k1, k2 = net
     p = CharCNNParams(layers=[dict(filters=n1, width=k1), dict(filters=n2, width=k2)])
     info = DataInfo((N_LEN,), [str(i) for i in range(K)], {"vocab": D})
-    return build(p, info, dtype, np.random.default_rng(seed))
+    return charcnn(p, info, dtype, np.random.default_rng(seed))
 
 
 def momentum_update(params, grads, velocity):
@@ -87,9 +88,9 @@ def straightforward_step(net, dtype, idx, y, rng):
 
     def step():
         b = rng.integers(0, N_DATA, BATCH)
-        P, cache = cc.reference_forward(X_all[:, b], [params["F1"], params["F2"]],
+        P, cache = ref.reference_forward(X_all[:, b], [params["F1"], params["F2"]],
                                         params["W"], specs)
-        grads = cc.reference_backward(Y_all[:, b], P, cache)
+        grads = ref.reference_backward(Y_all[:, b], P, cache)
         momentum_update(params, grads, velocity)
 
     return step

@@ -74,6 +74,11 @@ def sets_own_lr(schedule: object) -> bool:
         not SCHEDULES[schedule].factory.needs_base_lr
 
 
+# Train keys only one of the two trainers reads (trainer.py; seqtrain.py for text).
+TEXT_ONLY = ("clip", "clip_norm", "synth_every", "val_every")
+CLASSIFIER_ONLY = ("class_weighted", "label_smoothing", "snapshots", "eval_train_subset")
+
+
 class Experiment(Params):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     seed: NonNegativeInt = 0
@@ -112,7 +117,21 @@ class Experiment(Params):
                              "taken at the end of each cycle)")
         if self.train.cycles is not None and not kind.has_cycles:
             raise ValueError(f"train.cycles needs schedule.type: {cyclic}; use epochs or steps")
+        self._text_keys()
         return self
+
+    def _text_keys(self) -> None:
+        text = self.data.type == "text"
+        used = self.train.model_fields_set
+        wrong = [k for k in (CLASSIFIER_ONLY if text else TEXT_ONLY)
+                 if k in used and getattr(self.train, k) not in (None, False, 0.0)]
+        if wrong:
+            what = ("is not used by the text dataset's language models" if text else
+                    "applies to text models only (data.type: text)")
+            raise ValueError(f"train.{', train.'.join(wrong)}: {what}; remove it")
+        if text and self.sampler.type != "shuffle":
+            raise ValueError("sampler: the text dataset orders its pieces itself (data.order); "
+                             "remove sampler")
 
     def dump(self) -> dict:
         return self.model_dump(mode="json")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .nn.charconv import make_mf_matrix, make_mx_matrix, vec
+from .nn.charconv_ref import make_mf_matrix, make_mx_matrix, vec
 
 FIELDS = ("X_input", "x_input", "F", "vecF", "S", "vecS")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, rundir
 from .build import build_model
 from .data import load_dataset
 from .errors import UserError
-from .experiment import load_info, load_run_config
+from .rundir import load_info, load_run_config
 
 
 @dataclass
@@ -37,10 +37,8 @@ def members_of(runs: list[Path], weights: str, snapshots: bool) -> list[tuple[Pa
     """(run, parameter file) per member: each run's best or last checkpoint, or with
     snapshots every end-of-cycle snapshot the runs saved (train.snapshots)."""
     if not snapshots:
-        return [(r, r / ("best.npz" if weights == "best" else "checkpoint.npz")) for r in runs]
-    members = [(r, f) for r in runs
-               for f in sorted((r / "snapshots").glob("cycle*.npz"),
-                               key=lambda f: int(f.stem.removeprefix("cycle")))]
+        return [(r, rundir.weights_file(r, weights)) for r in runs]
+    members = [(r, f) for r in runs for f in rundir.snapshot_files(r)]
     if not members:
         raise UserError(f"no snapshots/cycle<k>.npz in {', '.join(map(str, runs))}; train "
                         "with train.snapshots: true and a cyclic schedule")

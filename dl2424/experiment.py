@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import signal
@@ -12,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, checkpoint, limits, rundir, tblog
-from .atomic import write_json
-from .build import Setup, build, build_schedule
-from .config import Experiment, apply_overrides, validate
-from .data.bundle import DataInfo
-from .data.names import Encoder
+from . import __version__, checkpoint, rundir, tblog
+from .build import Setup, build, build_model, build_schedule
+from .config import Experiment, apply_overrides, load_experiment, validate
 from .errors import UserError
-from .trainer import Diverged, Interrupted, Reporter, StopFlag, Trainer, trainer_for
+from .hooks import Reporter, Reporters
+from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
+from .trainer import Diverged, Interrupted, StopFlag, Trainer, evaluate, trainer_for
 
 
 def versions() -> dict:
@@ -48,6 +46,49 @@ def _summary(trainer: Trainer, status: str, started: float, wall: float, steps_r
     }
     summary |= test or {}
     return summary
+
+
+def test_metrics(setup: Setup, run: Path, best: dict | None) -> dict:
+    """Test loss/accuracy of the final parameters (their confusion and per-example
+    predictions go to the run folder) and of the best-by-validation ones (best.npz)."""
+    data, K = setup.data, setup.data.info.n_classes
+    if data.test is None:
+        return {}
+    ev = evaluate(setup.model, data.test.X, data.test.y, K)
+    rundir.write_test(run, ev.confusion, data.test.y, ev.pred, ev.p_label,
+                      data.info.class_names)
+    out = {"test": {"loss": ev.loss, "acc": ev.acc}}
+    best_file = run / rundir.BEST
+    if best_file.is_file():
+        model = build_model(setup.exp, data.info)
+        checkpoint.restore(checkpoint.load(best_file), model)
+        ev_b = evaluate(model, data.test.X, data.test.y, K)
+        out["test_at_best"] = {"loss": ev_b.loss, "acc": ev_b.acc,
+                               "step": best["step"] if best else None}
+    return out
+
+
+def recording(setup: Setup, run: Path, reporter: Reporter | None = None) -> Reporters:
+    """The trainer's reporter: the run folder's recorder, then the caller's (and the
+    TensorBoard writer when tensorboard is installed)."""
+    keep = setup.exp.train.keep_confusions
+    return Reporters(rundir.Recorder(run, setup.data.info.class_names, keep),
+                     tblog.attach(reporter, run))
+
+
+def _trainer(setup, run: Path, reporter: Reporter | None, stop: StopFlag | None):
+    """The setup's trainer on this run folder. Text models' TextTrainer (seqtrain.py) still
+    writes its run folder itself; every other model trains with Trainer and rundir.Recorder."""
+    cls = trainer_for(setup)
+    if cls is Trainer:
+        return Trainer(setup, recording(setup, run, reporter), stop)
+    return cls(setup, run, tblog.attach(reporter, run), stop)
+
+
+def _test_metrics(setup, run: Path, trainer) -> dict:
+    if isinstance(trainer, Trainer):
+        return test_metrics(setup, run, trainer.best)
+    return trainer.test_metrics()
 
 
 def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = None) -> dict:
@@ -79,8 +120,8 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
         finish("failed", f"{type(e).__name__}: {e}")
         raise
     else:
-        write_json(run / "class_counts.json", trainer.class_counts())
-        summary = finish("completed", test=trainer.test_metrics())
+        rundir.write_class_counts(run, trainer.class_counts())
+        summary = finish("completed", test=_test_metrics(setup, run, trainer))
         trainer.reporter.on_end(summary)
     finally:
         trainer.reporter.close()
@@ -119,9 +160,9 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
     rundir.claim(run)
     try:
         rundir.write_config(run, exp.dump(), overrides)
-        write_json(run / "data.json", setup.data.info.to_json())
+        rundir.write_info(run, setup.data.info)
         save_normalisation(setup, run)
-        trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
+        trainer = _trainer(setup, run, reporter, stop)
     except BaseException:
         rundir.release(run)
         raise
@@ -131,16 +172,6 @@ def start(exp: Experiment, overrides: list[str], data_dir: Path, runs_dir: Path,
 def save_normalisation(setup: Setup, run: Path) -> None:
     if setup.data.normalisation is not None:
         rundir.write_normalisation(run, setup.data.normalisation.to_arrays())
-
-
-def load_run_config(run: Path) -> Experiment:
-    if not run.is_dir():
-        what = "is a file, not a run folder" if run.exists() else "no such run folder"
-        raise UserError(f"{run}: {what}; give a folder under runs/")
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{run}: not a run folder (no config.yaml); give a folder under runs/")
-    from .config import read_yaml
-    return validate(read_yaml(run / "config.yaml"), str(run / "config.yaml"))
 
 
 def _previous_summary(run: Path) -> dict | None:
@@ -197,11 +228,11 @@ def _check_extension(run: Path, exp: Experiment, setup: Setup, step: int, old_to
 
 def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
                     longer: list[str] = ()):
-    if not (run / "checkpoint.npz").exists():
+    if not (run / rundir.CHECKPOINT).exists():
         raise UserError(f"{run}: no checkpoint.npz; the run stopped before its first checkpoint "
                         f"(train.checkpoint_every) and must start again: "
                         f"dl2424 train {run / 'config.yaml'}")
-    ckpt = checkpoint.load(run / "checkpoint.npz")
+    ckpt = checkpoint.load(run / rundir.CHECKPOINT)
     if ckpt.meta.get("config_hash") != exp.digest():
         raise UserError(f"{run}: checkpoint was written for another config "
                         f"(hash {ckpt.meta.get('config_hash')} vs {exp.digest()})")
@@ -229,27 +260,46 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)
-    trainer = trainer_for(setup)(setup, run, tblog.attach(reporter, run), stop)
-    trainer.resume_from(ckpt)
+    trainer = _trainer(setup, run, reporter, stop)
+    if isinstance(trainer, Trainer):
+        trainer.resume_from(ckpt, _metrics_before(run), str(run / rundir.CHECKPOINT))
+        rundir.trim(run, trainer.step, trainer.rows)
+    else:
+        trainer.resume_from(ckpt)
     if longer:  # the old last evaluation recorded the lr of the old last update
         for row in trainer.rows:
             row["lr"] = trainer.lr_at(row["step"])
-        rundir.write_rows(run / "metrics.csv", trainer.rows)
+        rundir.write_rows(run / rundir.METRICS, trainer.rows)
     return setup, trainer, previous
 
 
-def load_info(run: Path) -> DataInfo:
-    """data.json of a run folder, checked field by field (a character encoder against the
-    model's vocabulary, name length and classes too); damage is a UserError."""
-    file = run / "data.json"
+def _metrics_before(run: Path) -> list[dict]:
+    file = run / rundir.METRICS
     try:
-        d = json.loads(limits.read_text(file, "data.json"))
+        return rundir.read_rows(file)
     except FileNotFoundError:
-        raise UserError(f"{run}: no data.json; not a run folder made by dl2424 train") from None
-    except (OSError, ValueError, RecursionError) as e:
-        raise UserError(f"{file}: unreadable ({e}); the run folder was damaged") from None
-    info = DataInfo.from_json(d, str(file))
-    if info.encoder is not None:
-        Encoder.of(info, str(file))
-    return info
+        raise UserError(f"{file}: missing; the checkpoint cannot be resumed without the "
+                        "metrics written before it") from None
+    except (ValueError, KeyError, OSError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was changed by "
+                        "hand") from None
 
+
+def train(configs: list[Path], overrides: list[str], resume_dir: Path | None, data_dir: Path,
+          runs_dir: Path, reporter: Reporter | None = None, stop: StopFlag | None = None,
+          notify=lambda message: None) -> tuple[Path, dict]:
+    """What `dl2424 train` does: a new run from config files (merged left to right) and
+    --set overrides (missing data downloaded first), or the rest of the interrupted run in
+    `resume_dir` (the overrides then make it longer)."""
+    if resume_dir is None and not configs:
+        raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
+    if resume_dir is not None:
+        if configs:
+            raise UserError("--resume uses the config stored in the run folder; do not give "
+                            "CONFIG with it (--set train.steps=N makes the run longer)")
+        return resume(resume_dir, data_dir, reporter, stop, overrides)
+    from .data.fetch import fetch_missing  # downloads: only when a new run needs the data
+
+    exp = load_experiment(configs, overrides, notify)
+    fetch_missing(exp.data, data_dir, notify)
+    return start(exp, overrides, data_dir, runs_dir, reporter, stop)

@@ -17,8 +17,8 @@ from . import checkpoint
 from .build import build_model
 from .data.text import EOS, Vocab
 from .errors import UserError
-from .experiment import load_info, load_run_config
 from .models.rnn import LanguageModel, sample
+from .rundir import load_info, load_run_config
 
 
 @dataclass

@@ -19,7 +19,7 @@ from . import checkpoint, rundir
 from .build import build_model
 from .data.names import Encoder
 from .errors import UserError
-from .experiment import load_info, load_run_config
+from .rundir import load_info, load_run_config
 
 
 @dataclass
@@ -117,7 +117,7 @@ def best_run(runs_dir: Path, kind: str = "surname") -> Choice:
     """The completed run of this kind with the highest best validation accuracy (the newest
     of equals); when none has completed, the best unfinished one (with a warning)."""
     found = []
-    for run in sorted(p for p in Path(runs_dir).glob("*") if (p / "data.json").is_file()):
+    for run in sorted(p for p in Path(runs_dir).glob("*") if (p / rundir.DATA).is_file()):
         summary = _summary(run)
         if (best := _best(summary)) is not None and _kind(run) == kind:
             found.append(Choice(run, _status(summary), best, given=False, kind=kind))
@@ -179,15 +179,13 @@ def _label(text: str, by_name: dict, class_names: list[str], where: str) -> str:
 
 def load_model(run: Path, weights: str = "best"):
     """(model with the run's best or last parameters, DataInfo, Experiment)."""
-    if not (run / "data.json").is_file() or not (run / "config.yaml").is_file():
+    if not (run / rundir.DATA).is_file() or not (run / rundir.CONFIG).is_file():
         raise UserError(f"{run}: not a run folder (no data.json/config.yaml); give a "
                         "folder under runs/ made by dl2424 train")
     info = load_info(run)
     exp = load_run_config(run)
     model = build_model(exp, info)
-    file = run / ("best.npz" if weights == "best" else "checkpoint.npz")
-    if not file.is_file():
-        file = run / "checkpoint.npz"
+    file = rundir.weights_file(run, weights)
     checkpoint.restore(checkpoint.load(file), model, where=str(file))
     return model, info, exp
 

@@ -1,10 +1,13 @@
-"""The run folder: everything a run leaves behind, each file written atomically.
+"""The run folder: every file a run leaves behind, its name and format, written atomically
+and read back here, and nowhere else. The trainer reaches it through `Recorder` (its hooks);
+experiment, report, predict, ensemble, compare and runs read it through the functions below.
 
 runs/<YYYYmmdd-HHMMSS>-<name>/
-  config.yaml  overrides.yaml  data.json  metrics.csv  summary.json
-  confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv
-  checkpoint.npz (+ .json)  best.npz (+ .json)
+  config.yaml  overrides.yaml  data.json  metrics.csv  summary.json  class_counts.json
+  confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv  predictions_test.csv
+  checkpoint.npz (+ .json)  best.npz (+ .json)  snapshots/cycle<k>.npz
   normalisation.npz  (image runs: the pixel statistics `predict --image` needs)
+  train.lock  (while a process trains the run)
 """
 
 from __future__ import annotations
@@ -21,12 +24,22 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from . import limits
+from . import checkpoint, limits
 from .atomic import atomic_open, write_json, write_text
+from .config import Experiment, read_yaml, validate
+from .data.bundle import DataInfo
 from .errors import UserError
+from .hooks import Reporter
 
-RUNS_DIR = Path(os.environ.get("DL2424_RUNS_DIR", "runs"))
-SWEEPS_DIR = Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))
+CONFIG, OVERRIDES, DATA = "config.yaml", "overrides.yaml", "data.json"
+METRICS, SUMMARY, CLASS_COUNTS = "metrics.csv", "summary.json", "class_counts.json"
+CHECKPOINT, BEST, SNAPSHOTS = "checkpoint.npz", "best.npz", "snapshots"
+CONFUSIONS, PREDICTIONS = "confusion", "predictions_test.csv"
+NORMALISATION = "normalisation.npz"
+LOCK = "train.lock"
+MARKERS = (CONFIG, SUMMARY)  # a folder with either is a run folder
+REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+TEXT_COLUMNS = ("step", "epoch", "lr", "loss", "smooth_loss")  # language models (seqtrain)
 
 
 def create(root: Path, name: str, now: float | None = None) -> Path:
@@ -49,9 +62,50 @@ def remove_partial_files(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def is_run(path: Path) -> bool:
+    return path.is_dir() and any((path / m).is_file() for m in MARKERS)
+
+
+# ---------------------------------------------------------------------------- config, data
+
 def write_config(path: Path, config: dict, overrides: list[str]) -> None:
-    write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    write_text(path / "overrides.yaml", yaml.safe_dump(list(overrides)))
+    write_text(path / CONFIG, yaml.safe_dump(config, sort_keys=False))
+    write_text(path / OVERRIDES, yaml.safe_dump(list(overrides)))
+
+
+def load_run_config(run: Path) -> Experiment:
+    """The validated config a run was trained with."""
+    if not run.is_dir():
+        what = "is a file, not a run folder" if run.exists() else "no such run folder"
+        raise UserError(f"{run}: {what}; give a folder under runs/")
+    if not (run / CONFIG).is_file():
+        raise UserError(f"{run}: not a run folder (no {CONFIG}); give a folder under runs/")
+    return validate(read_yaml(run / CONFIG), str(run / CONFIG))
+
+
+def write_info(path: Path, info: DataInfo) -> None:
+    write_json(path / DATA, info.to_json())
+
+
+def load_info(run: Path) -> DataInfo:
+    """data.json of a run folder, checked field by field (a character encoder against the
+    model's vocabulary, name length and classes too); damage is a UserError."""
+    from .data.names import Encoder
+
+    file = run / DATA
+    try:
+        d = json.loads(limits.read_text(file, DATA))
+    except FileNotFoundError:
+        raise UserError(f"{run}: no {DATA}; not a run folder made by dl2424 train") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the run folder was damaged") from None
+    info = DataInfo.from_json(d, str(file))
+    if info.encoder is not None:
+        Encoder.of(info, str(file))
+    return info
+
+
+# ---------------------------------------------------------------------------- metrics
 
 
 def read_overrides(path: Path) -> list[str]:
@@ -73,16 +127,41 @@ def write_rows(file: Path, rows: list[dict]) -> None:
     write_text(file, buf.getvalue())
 
 
-def read_rows(file: Path) -> list[dict]:
-    """Complete rows of a metrics CSV, values as floats (step as int)."""
-    with open(file, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
+def read_metrics(file: Path, required=REQUIRED_COLUMNS) -> tuple[list[dict], bool]:
+    """Complete rows of metrics.csv (step as int, the rest float) and whether a partial
+    last line was dropped. A row is complete when its line ends in a newline and it has
+    every column: the trainer writes the file atomically, other writers might not. A
+    language model's file (smooth_loss) needs TEXT_COLUMNS instead."""
+    try:
+        text = limits.read_text(file, "metrics table", limits.TABLE_CAP)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file}: not UTF-8 text ({e.reason} at byte {e.start}); the file is "
+                        "corrupt") from None
+    lines = text.split("\n")
+    partial = lines.pop() != ""  # text after the last newline: an unfinished line
+    reader = csv.DictReader(lines)
+    rows = []
+    for lineno, r in enumerate(reader, start=2):
         if None in r or any(v in (None, "") for v in r.values()):
-            break  # a partial last row (file still being written by an older writer)
-        out.append({k: (int(v) if k == "step" else float(v)) for k, v in r.items()})
-    return out
+            partial = True
+            break
+        try:
+            rows.append({k: (int(v) if k == "step" else float(v)) for k, v in r.items()})
+        except ValueError:
+            raise UserError(f"{file}: line {lineno} holds a value that is not a number; the "
+                            "file is corrupt (delete the bad line or retrain)") from None
+    if required is REQUIRED_COLUMNS and "smooth_loss" in (reader.fieldnames or ()):
+        required = TEXT_COLUMNS
+    missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
+    if missing:
+        raise UserError(f"{file}: missing column(s) {', '.join(missing)}; not a dl2424 "
+                        "metrics file")
+    return rows, partial
+
+
+def read_rows(file: Path) -> list[dict]:
+    """The complete rows of a metrics CSV of any columns (see read_metrics)."""
+    return read_metrics(file, required=("step",))[0]
 
 
 def write_confusion(file: Path, matrix: np.ndarray, class_names: list[str]) -> None:
@@ -93,6 +172,43 @@ def write_confusion(file: Path, matrix: np.ndarray, class_names: list[str]) -> N
     for name, row in zip(class_names, matrix, strict=True):
         w.writerow([name, *(int(v) for v in row)])
     write_text(file, buf.getvalue(), fsync=False)
+
+
+def confusion_file(path: Path, split: str) -> Path:
+    """The last evaluation's validation confusion ("val"), or the test one ("test")."""
+    return path / f"confusion_{split}.csv"
+
+
+def kept_confusion_file(path: Path, step: int) -> Path:
+    return path / CONFUSIONS / f"val_step{step}.csv"
+
+
+def kept_confusions(path: Path) -> list[tuple[int, Path]]:
+    """(step, file) of every kept confusion/val_step<k>.csv, by step."""
+    folder = path / CONFUSIONS
+    if not folder.is_dir():
+        return []
+    found = [(int(f.stem.removeprefix("val_step")), f) for f in folder.glob("val_step*.csv")
+             if f.stem.removeprefix("val_step").isdigit()]
+    return sorted(found, key=lambda t: t[0])
+
+
+def write_evaluation(path: Path, rows: list[dict], val_confusion: np.ndarray,
+                     class_names: list[str], keep: bool) -> None:
+    """What one evaluation leaves: metrics.csv with every row so far, confusion_val.csv,
+    and (train.keep_confusions) its confusion/val_step<k>.csv."""
+    write_rows(path / METRICS, rows)
+    write_confusion(confusion_file(path, "val"), val_confusion, class_names)
+    if keep:
+        (path / CONFUSIONS).mkdir(exist_ok=True)
+        write_confusion(kept_confusion_file(path, rows[-1]["step"]), val_confusion, class_names)
+
+
+def write_test(path: Path, confusion: np.ndarray, y, pred, p_label,
+               class_names: list[str]) -> None:
+    """The test pass of the final parameters: confusion_test.csv and predictions_test.csv."""
+    write_confusion(confusion_file(path, "test"), confusion, class_names)
+    write_predictions(path / PREDICTIONS, y, pred, p_label, class_names)
 
 
 def write_predictions(file: Path, y, pred, p_label, class_names: list[str]) -> None:
@@ -106,6 +222,19 @@ def write_predictions(file: Path, y, pred, p_label, class_names: list[str]) -> N
     write_text(file, buf.getvalue(), fsync=False)
 
 
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(p_label, correct) per test example from predictions_test.csv, or None."""
+    f = path / PREDICTIONS
+    if not f.is_file():
+        return None
+    with open(f, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+    return (np.array([float(r["p_label"]) for r in rows]),
+            np.array([r["label"] == r["pred"] for r in rows]))
+
+
 def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
     with open(file, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
@@ -113,7 +242,71 @@ def read_confusion(file: Path) -> tuple[list[str], np.ndarray]:
     return names, np.array([[int(v) for v in r[1:]] for r in rows[1:]], dtype=np.int64)
 
 
-NORMALISATION = "normalisation.npz"
+# ---------------------------------------------------------------------------- parameters
+
+def params_file(path: Path, kind: str) -> Path:
+    """Where parameters of a kind go: "last" (checkpoint.npz, to resume from), "best" (by
+    validation accuracy) or "cycle<k>" (snapshots/cycle<k>.npz)."""
+    if kind == "last":
+        return path / CHECKPOINT
+    if kind == "best":
+        return path / BEST
+    return path / SNAPSHOTS / f"{kind}.npz"
+
+
+def save_params(path: Path, kind: str, model, optimizer, meta: dict) -> None:
+    file = params_file(path, kind)
+    file.parent.mkdir(exist_ok=True)
+    checkpoint.save(file, model, optimizer, meta)
+
+
+def weights_file(path: Path, which: str = "best") -> Path:
+    """The parameters to use a trained run with: best.npz for "best" when the run has one
+    (else the last checkpoint), checkpoint.npz for "last"."""
+    best = path / BEST
+    return best if which == "best" and best.is_file() else path / CHECKPOINT
+
+
+def snapshot_files(path: Path) -> list[Path]:
+    """snapshots/cycle<k>.npz of a run, by cycle."""
+    files = [f for f in (path / SNAPSHOTS).glob("cycle*.npz")
+             if f.stem.removeprefix("cycle").isdigit()]
+    return sorted(files, key=lambda f: int(f.stem.removeprefix("cycle")))
+
+
+def trim(path: Path, step: int, rows: list[dict]) -> None:
+    """Cut a run folder back to a checkpoint's step before resuming it: metrics rows and
+    kept confusions after the step go, and so does a best.npz saved after it (or
+    unreadable), so the steps after it are recomputed exactly as an uninterrupted run
+    does them."""
+    remove_partial_files(path)
+    write_rows(path / METRICS, [r for r in rows if r["step"] <= step])
+    for k, f in kept_confusions(path):
+        if k > step:
+            f.unlink()
+    best = path / BEST
+    if best.is_file() and checkpoint.read_step(best, default=step + 1) > step:
+        best.unlink()
+        best.with_suffix(".json").unlink(missing_ok=True)
+
+
+class Recorder(Reporter):
+    """The trainer's hooks that write the run folder."""
+
+    def __init__(self, path: Path, class_names: list[str], keep_confusions: bool):
+        self.path, self.class_names, self.keep = path, class_names, keep_confusions
+
+    def on_metrics(self, rows, val_confusion):
+        write_evaluation(self.path, rows, val_confusion, self.class_names, self.keep)
+
+    def on_checkpoint(self, kind, model, optimizer, meta):
+        save_params(self.path, kind, model, optimizer, meta)
+
+
+# ---------------------------------------------------------------------------- the rest
+
+def write_class_counts(path: Path, counts: dict) -> None:
+    write_json(path / CLASS_COUNTS, counts)
 
 
 def write_normalisation(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -158,9 +351,9 @@ def _summary_problem(summary) -> str | None:
 def read_summary(path: Path) -> dict:
     """summary.json of a run folder, its fields of the types dl2424 writes; a missing file
     raises FileNotFoundError, anything else wrong a UserError."""
-    file = path / "summary.json"
+    file = path / SUMMARY
     try:
-        summary = json.loads(limits.read_text(file, "summary.json"))
+        summary = json.loads(limits.read_text(file, SUMMARY))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, RecursionError) as e:
@@ -173,10 +366,7 @@ def read_summary(path: Path) -> dict:
 
 
 def write_summary(path: Path, summary: dict) -> None:
-    write_json(path / "summary.json", summary)
-
-
-LOCK = "train.lock"
+    write_json(path / SUMMARY, summary)
 
 
 def _alive(pid: int) -> bool:

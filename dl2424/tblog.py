@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import rundir
-from .trainer import Reporter
+from .hooks import Reporter, Reporters
 
 
 def available() -> bool:
@@ -113,34 +113,7 @@ def confusion_png(matrix: np.ndarray, names: list[str], title: str
     return buf.getvalue(), (h, w)
 
 
-class Fanout(Reporter):
-    """Tells every reporter, in order."""
-
-    def __init__(self, *reporters: Reporter):
-        self.reporters = reporters
-
-    def on_start(self, setup, start_step):
-        for r in self.reporters:
-            r.on_start(setup, start_step)
-
-    def on_step(self, step, lr, loss):
-        for r in self.reporters:
-            r.on_step(step, lr, loss)
-
-    def on_eval(self, row):
-        for r in self.reporters:
-            r.on_eval(row)
-
-    def on_end(self, summary):
-        for r in self.reporters:
-            r.on_end(summary)
-
-    def close(self):
-        for r in self.reporters:
-            r.close()
-
-
 def attach(reporter: Reporter | None, run: Path) -> Reporter:
     """`reporter` plus a TensorBoardReporter when tensorboard is installed."""
     reporter = reporter or Reporter()
-    return Fanout(reporter, TensorBoardReporter(run)) if available() else reporter
+    return Reporters(reporter, TensorBoardReporter(run)) if available() else reporter

@@ -1,18 +1,25 @@
 """The training loop: mini-batches from the sampler, updates from the optimizer, evaluations
-and checkpoints at fixed steps. It owns the loop, nothing else (CS231n's Solver)."""
+and checkpoints at fixed steps. It owns the loop, nothing else (CS231n's Solver): what it
+produces goes to its reporter's hooks (rundir.Recorder writes the run folder)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, rundir
+from . import checkpoint
 from .build import Setup
 from .errors import UserError
+from .hooks import Reporter
 from .rng import LazyGenerator, Stream, generator
+
+__all__ = ["Diverged", "Interrupted", "Reporter", "StopFlag", "Trainer", "evaluate",
+           "stopping_on"]
 
 
 class Diverged(Exception):
@@ -32,14 +39,26 @@ class StopFlag:
     signum: int | None = None
 
 
-class Reporter:
-    """What the trainer tells the outside world; the CLI subclasses it with rich output."""
+@contextlib.contextmanager
+def stopping_on(stop: StopFlag, signals=(signal.SIGINT, signal.SIGTERM), notify=None):
+    """While inside (in the main thread; elsewhere signals cannot be caught): the first of
+    `signals` sets `stop`, so the loop finishes its update, saves a checkpoint and stops;
+    a second raises KeyboardInterrupt, to stop at once. notify(signum) hears the first."""
 
-    def on_start(self, setup: Setup, start_step: int) -> None: ...
-    def on_step(self, step: int, lr: float, loss: float) -> None: ...
-    def on_eval(self, row: dict) -> None: ...
-    def on_end(self, summary: dict) -> None: ...
-    def close(self) -> None: ...  # the run stopped, however it ended (may be called twice)
+    def handler(signum, frame):
+        if stop.signum is not None:
+            raise KeyboardInterrupt
+        stop.signum = signum
+        if notify is not None:
+            notify(signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, handler) for s in signals} if main else {}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @dataclass
@@ -108,9 +127,9 @@ def snapshot_steps(setup: Setup) -> list[int]:
 
 
 class Trainer:
-    def __init__(self, setup: Setup, run: Path | None, reporter: Reporter | None = None,
+    def __init__(self, setup: Setup, reporter: Reporter | None = None,
                  stop: StopFlag | None = None):
-        self.s, self.run = setup, run
+        self.s = setup
         self.reporter = reporter or Reporter()
         self.stop = stop or StopFlag()
         self.rows: list[dict] = []
@@ -129,7 +148,7 @@ class Trainer:
         self.saved_step: int | None = None  # step of the last checkpoint.npz written
         self._order, self._order_epoch = None, -1
         self.sampled = np.zeros(self.K, dtype=np.int64)  # class counts the sampler drew
-        self.snapshot_steps = snapshot_steps(setup) if run is not None else []
+        self.snapshot_steps = snapshot_steps(setup)
 
     # -- bookkeeping ------------------------------------------------------------------
     def _meta(self) -> dict:
@@ -142,58 +161,33 @@ class Trainer:
     def epoch(self) -> int:
         return self.step // self.s.steps_per_epoch
 
-    def save_checkpoint(self, name: str = "checkpoint.npz") -> None:
-        if self.run is not None:
-            checkpoint.save(self.run / name, self.s.model, self.s.optimizer, self._meta())
-            if name == "checkpoint.npz":
-                self.saved_step = self.step
+    def save_checkpoint(self, kind: str = "last") -> None:
+        self.reporter.on_checkpoint(kind, self.s.model, self.s.optimizer, self._meta())
+        if kind == "last":
+            self.saved_step = self.step
 
-    def resume_from(self, ckpt: checkpoint.Checkpoint) -> None:
-        """Continue from a checkpoint: restore every array and counter, then cut the run
-        folder back to the checkpoint's step (metrics rows, confusions, a newer best.npz),
-        so the steps after it are recomputed exactly as an uninterrupted run does them."""
-        checkpoint.restore(ckpt, self.s.model, self.s.optimizer, str(self.run / "checkpoint.npz"))
+    def resume_from(self, ckpt: checkpoint.Checkpoint, rows: list[dict], where: str) -> None:
+        """Continue from a checkpoint: restore every array and counter, and keep the
+        metrics rows up to its step (the caller cuts the run folder back to them), so the
+        steps after it are recomputed exactly as an uninterrupted run does them."""
+        checkpoint.restore(ckpt, self.s.model, self.s.optimizer, where)
         self.step = self.saved_step = int(ckpt.meta["step"])
         self.skipped = int(ckpt.meta.get("skipped_batches", 0))
         self.sampled = np.array(ckpt.meta["sampled"], dtype=np.int64)
-        self.rows = [r for r in self._read_metrics() if r["step"] <= self.step]
+        self.rows = [r for r in rows if r["step"] <= self.step]
         every = self.s.eval_every
         want = list(range(0, self.step + 1, every)) + (
             [self.step] if self.step == self.s.total_steps and self.step % every else [])
         got = [r["step"] for r in self.rows]
         if got != want:
             odd = sorted(set(want) ^ set(got)) or got
-            raise UserError(f"{self.run / 'metrics.csv'}: its rows up to the checkpoint's step "
-                            f"{self.step} are not the evaluations of this run (see steps "
-                            f"{odd[:5]}); the run folder was changed by hand")
+            raise UserError(f"{where}: the run's metrics rows up to its step {self.step} "
+                            f"are not the evaluations of this run (see steps {odd[:5]}); the "
+                            "run folder was changed by hand")
         self.best = None
         for r in self.rows:  # the same rule evaluate_now applies, over the kept rows
             if is_better(r, self.best):
                 self.best = dict(r)
-        rundir.remove_partial_files(self.run)
-        rundir.write_rows(self.run / "metrics.csv", self.rows)
-        conf_dir = self.run / "confusion"
-        if conf_dir.is_dir():
-            for f in conf_dir.glob("val_step*.csv"):
-                step = f.stem.removeprefix("val_step")
-                if step.isdigit() and int(step) > self.step:
-                    f.unlink()
-        best = self.run / "best.npz"
-        if best.is_file() and checkpoint.read_step(best, default=self.step + 1) > self.step:
-            # Saved after the checkpoint (or unreadable): the recomputed steps rewrite it.
-            best.unlink()
-            best.with_suffix(".json").unlink(missing_ok=True)
-
-    def _read_metrics(self) -> list[dict]:
-        file = self.run / "metrics.csv"
-        try:
-            return rundir.read_rows(file)
-        except FileNotFoundError:
-            raise UserError(f"{file}: missing; the checkpoint cannot be resumed without the "
-                            "metrics written before it") from None
-        except (ValueError, KeyError, OSError) as e:
-            raise UserError(f"{file}: unreadable ({e}); the run folder was changed by "
-                            "hand") from None
 
     # -- evaluation -------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -220,17 +214,10 @@ class Trainer:
         if bad:
             raise Diverged(f"step {self.step}: evaluation gave {', '.join(bad)}")
         self.rows.append(row)
-        if self.run is not None:
-            rundir.write_rows(self.run / "metrics.csv", self.rows)
-            names = data.info.class_names
-            rundir.write_confusion(self.run / "confusion_val.csv", ev_va.confusion, names)
-            if s.exp.train.keep_confusions:
-                (self.run / "confusion").mkdir(exist_ok=True)
-                rundir.write_confusion(self.run / "confusion" / f"val_step{self.step}.csv",
-                                       ev_va.confusion, names)
+        self.reporter.on_metrics(self.rows, ev_va.confusion)
         if is_better(row, self.best):
             self.best = dict(row)
-            self.save_checkpoint("best.npz")
+            self.save_checkpoint("best")
         self.reporter.on_eval(row)
         return row
 
@@ -281,9 +268,7 @@ class Trainer:
                 self.evaluate_now()
             if self.step in self.snapshot_steps:  # before the checkpoint of the same step,
                 self._check_params()  # so a resume from that checkpoint never misses it
-                (self.run / "snapshots").mkdir(exist_ok=True)
-                k = self.snapshot_steps.index(self.step) + 1
-                self.save_checkpoint(f"snapshots/cycle{k}.npz")
+                self.save_checkpoint(f"cycle{self.snapshot_steps.index(self.step) + 1}")
             if saving:
                 self.save_checkpoint()  # after the evaluation rows of the same step
             if signum is not None:
@@ -302,32 +287,6 @@ class Trainer:
             for k, v in arrays.items():
                 if not np.isfinite(v).all():
                     raise Diverged(f"step {self.step}: {what} {k} contains NaN or inf")
-
-    def test_metrics(self) -> dict:
-        """Test loss/accuracy of the final parameters and of the best-by-validation ones."""
-        data, model = self.s.data, self.s.model
-        if data.test is None:
-            return {}
-        out = {}
-        ev = evaluate(model, data.test.X, data.test.y, self.K)
-        out["test"] = {"loss": ev.loss, "acc": ev.acc}
-        if self.run is not None:
-            rundir.write_confusion(self.run / "confusion_test.csv", ev.confusion,
-                                   data.info.class_names)
-            rundir.write_predictions(self.run / "predictions_test.csv", data.test.y, ev.pred,
-                                     ev.p_label, data.info.class_names)
-            best = self.run / "best.npz"
-            if best.is_file():
-                saved = {k: v.copy() for k, v in model.params.items()}
-                saved_state = {k: v.copy() for k, v in model.state.items()}
-                checkpoint.restore(checkpoint.load(best), model)
-                ev_b = evaluate(model, data.test.X, data.test.y, self.K)
-                out["test_at_best"] = {"loss": ev_b.loss, "acc": ev_b.acc,
-                                       "step": self.best["step"] if self.best else None}
-                model.params.update(saved)
-                model.state.update(saved_state)
-        return out
-
 
 
 def trainer_for(setup):

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
 from dl2424.gradcheck import max_rel_error, numerical_grad
-from dl2424.models.charcnn import CharCNNParams, build
+from dl2424.models.charcnn import CharCNNParams, charcnn
 from dl2424.nn import charconv as cc
+from dl2424.nn import charconv_ref as ref
 from dl2424.registry import MODELS
 
 # (stride, padding, dilation)
@@ -63,12 +64,12 @@ def test_mf_and_mx_reproduce_the_definition(stride, padding, dilation):
     X = rng.standard_normal((d, n_len))
     F = rng.standard_normal((d, k, n_f))
     S = direct_conv(X, F, stride, padding, dilation)
-    MF = cc.make_mf_matrix(F, n_len, stride, padding, dilation)
-    MX = cc.make_mx_matrix(cc.vec(X), d, k, n_f, stride, padding, dilation)
+    MF = ref.make_mf_matrix(F, n_len, stride, padding, dilation)
+    MX = ref.make_mx_matrix(ref.vec(X), d, k, n_f, stride, padding, dilation)
     assert MF.shape == (S.size, n_len * d)
     assert MX.shape == (S.size, k * n_f * d)
-    np.testing.assert_allclose(MF @ cc.vec(X), cc.vec(S), atol=1e-12)
-    np.testing.assert_allclose(MX @ cc.vec(F), cc.vec(S), atol=1e-12)
+    np.testing.assert_allclose(MF @ ref.vec(X), ref.vec(S), atol=1e-12)
+    np.testing.assert_allclose(MX @ ref.vec(F), ref.vec(S), atol=1e-12)
 
 
 def test_mf_and_mx_have_the_handout_block_layout():
@@ -76,8 +77,8 @@ def test_mf_and_mx_have_the_handout_block_layout():
     d, n_len, k, n_f = 3, 7, 2, 4
     F = rng.standard_normal((d, k, n_f))
     x = rng.standard_normal(d * n_len)
-    MF = cc.make_mf_matrix(F, n_len)
-    MX = cc.make_mx_matrix(x, d, k, n_f)
+    MF = ref.make_mf_matrix(F, n_len)
+    MX = ref.make_mx_matrix(x, d, k, n_f)
     assert MF.shape == ((n_len - k + 1) * n_f, n_len * d)
     assert MX.shape == ((n_len - k + 1) * n_f, k * n_f * d)
     V_F = np.stack([F[:, :, i].flatten(order="F") for i in range(n_f)])
@@ -91,11 +92,11 @@ def test_mf_and_mx_have_the_handout_block_layout():
 
 def test_filter_layout_conversion_round_trips():
     F = np.arange(2 * 3 * 4.0).reshape(3, 2, 4)  # hand-out (d=3, k=2, n_f=4)
-    fast = cc.filters_from_handout(F)
+    fast = ref.filters_from_handout(F)
     assert fast.shape == (2, 3, 4) and fast.flags.c_contiguous
     # column i of the fast filters flattened to (k*d, n_f) is vec(F_i) of the hand-out
     np.testing.assert_array_equal(fast.reshape(6, 4)[:, 1], F[:, :, 1].flatten(order="F"))
-    np.testing.assert_array_equal(cc.filters_to_handout(fast), F)
+    np.testing.assert_array_equal(ref.filters_to_handout(fast), F)
 
 
 # ---------------------------------------------------------------- fast layers
@@ -108,7 +109,7 @@ def test_onehot_conv_matches_the_definition(stride, padding, dilation):
     idx = random_names(rng, n, n_len, d)
     F_h = rng.standard_normal((d, k, m))
     b = rng.standard_normal(m)
-    out, _ = cc.onehot_conv_forward(idx, cc.filters_from_handout(F_h), b, stride, padding,
+    out, _ = cc.onehot_conv_forward(idx, ref.filters_from_handout(F_h), b, stride, padding,
                                     dilation)
     X = one_hot(idx, d)
     for i in range(n):
@@ -122,7 +123,7 @@ def test_conv_matches_the_definition(stride, padding, dilation):
     n, L, c, k, m = 3, 12, 4, 3, 5
     x = rng.standard_normal((n, L, c))
     F_h = rng.standard_normal((c, k, m))
-    out, _ = cc.conv_forward(x, cc.filters_from_handout(F_h), None, stride, padding, dilation)
+    out, _ = cc.conv_forward(x, ref.filters_from_handout(F_h), None, stride, padding, dilation)
     for i in range(n):
         np.testing.assert_allclose(out[i], direct_conv(x[i].T, F_h, stride, padding,
                                                        dilation).T, atol=1e-12)
@@ -212,7 +213,7 @@ def make_model(config, dtype=np.float64, seed=0, **extra):
     p = CharCNNParams(**config, **extra)
     info = DataInfo((N_LEN,), [f"c{i}" for i in range(K)], {"vocab": D})
     rng = np.random.default_rng(seed)
-    model = build(p, info, dtype, rng)
+    model = charcnn(p, info, dtype, rng)
     for v in model.params.values():  # biases start at 0: make them non-trivial
         v += 0.1 * rng.standard_normal(v.shape).astype(dtype)
     return model
@@ -237,16 +238,16 @@ def test_fast_path_equals_the_handout_formulation(name):
     bias = "bW" in hp
     Fs = [hp[f"F{l}"] for l in range(1, L + 1)]
     bs = [hp[f"b{l}"] for l in range(1, L + 1)] if bias else None
-    P, cache = cc.reference_forward(handout_columns(idx, D), Fs, hp["W"], model.specs, bs,
-                                    hp.get("bW"))
-    ref = cc.reference_backward(np.eye(K)[:, y], P, cache)
+    P, cache = ref.reference_forward(handout_columns(idx, D), Fs, hp["W"], model.specs, bs,
+                                     hp.get("bW"))
+    expected = ref.reference_backward(np.eye(K)[:, y], P, cache)
 
     np.testing.assert_allclose(model.proba(idx), P.T, atol=1e-12)
     assert loss == pytest.approx(-np.log(P[y, np.arange(n)]).mean(), abs=1e-12)
     fast = model.to_handout(grads)
-    assert set(fast) == set(ref) == set(model.params)
-    for k in ref:
-        np.testing.assert_allclose(fast[k], ref[k], atol=1e-12, err_msg=k)
+    assert set(fast) == set(expected) == set(model.params)
+    for k in expected:
+        np.testing.assert_allclose(fast[k], expected[k], atol=1e-12, err_msg=k)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -303,7 +304,7 @@ def test_params_names_shapes_and_decay():
 def test_he_init_uses_k1_as_fan_in_of_the_one_hot_layer():
     p = CharCNNParams(layers=[dict(filters=400, width=5), dict(filters=300, width=3)])
     info = DataInfo((19,), [str(i) for i in range(18)], {"vocab": 28})
-    model = build(p, info, np.float64, np.random.default_rng(12))
+    model = charcnn(p, info, np.float64, np.random.default_rng(12))
     assert model.params["F1"].std() == pytest.approx(np.sqrt(2 / 5), rel=0.02)
     assert model.params["F2"].std() == pytest.approx(np.sqrt(2 / (3 * 400)), rel=0.02)
     assert model.params["W"].std() == pytest.approx(np.sqrt(2 / (300 * 13)), rel=0.02)
@@ -346,4 +347,4 @@ def test_needs_name_data():
     p = CharCNNParams()
     info = DataInfo((3072,), ["a", "b"], {})
     with pytest.raises(UserError, match="names"):
-        build(p, info, np.float64, np.random.default_rng(0))
+        charcnn(p, info, np.float64, np.random.default_rng(0))

@@ -28,8 +28,12 @@ def test_completion_is_offered():
 
 
 def test_flags_show_no_value_type_and_arguments_one_way():
-    for command in (["train"], ["report"], ["compare"], ["search"], ["config", "show"],
-                    ["lr-range"], ["ensemble"]):
+    import typer
+
+    group = typer.main.get_command(app)
+    commands = [[n] for n in group.list_commands(None)]  # every command, added by anyone
+    commands += [["config", "show"], ["runs", "rm"], ["data", "fetch"]]
+    for command in commands:
         out = _help(*command)
         assert "<bool>" not in out, command
         assert "{" not in out.split("\n", 3)[1], command  # usage line: CONFIG, [CONFIG]

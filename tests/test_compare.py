@@ -167,3 +167,22 @@ def test_runs_table_skips_non_runs_and_flags_unreadable(sweep, tmp_path):
     assert by_run[names.name][t.columns.index("best val_acc")] == best
     missing = invoke("runs", "--runs-dir", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+def test_a_missing_value_is_spelled_one_way_in_each_output(tmp_path):
+    """A key one run lacks, and a test accuracy one run lacks: '–' in the terminal and in
+    Markdown, an empty field in CSV (never '—', 'nan' or 'None')."""
+    root = tmp_path / "runs"
+    fabricate_run(root, with_changes(CIFAR_CONFIG, name="a"), folder="20250101-120000-a")
+    cyclic = with_changes(CIFAR_CONFIG, name="b", schedule={"type": "cyclic", "eta_min": 1e-5})
+    fabricate_run(root, cyclic, folder="20250102-120000-b", test=False)
+    res = invoke("compare", root, "--csv", tmp_path / "t.csv", "--markdown", tmp_path / "t.md")
+    assert res.exit_code == 0, res.output
+    rows = {r["run"]: r for r in read_csv(tmp_path / "t.csv")}
+    assert rows["a"]["schedule.eta_min"] == "" and rows["b"]["test_acc"] == ""
+    assert rows["b"]["schedule.eta_min"] == "1e-05" and float(rows["a"]["test_acc"]) > 0
+    md = (tmp_path / "t.md").read_text()
+    line_a = next(line for line in md.splitlines() if line.startswith("| a |"))
+    assert "| – |" in line_a
+    for text in (md, (tmp_path / "t.csv").read_text(), res.output):
+        assert "—" not in text and "nan" not in text and "None" not in text

@@ -118,3 +118,15 @@ def test_cli_merges_configs_and_prints_switch_notice(env):
     assert run.name.endswith("-b")
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["train"]["steps"] == 3 and saved["train"]["epochs"] is None
+
+
+def test_a_search_spec_base_may_itself_have_a_base(tmp_path):
+    from dl2424.search.spec import load_spec
+
+    _write(tmp_path / "root.yaml", BASE | {"name": "r"})
+    _write(tmp_path / "mid.yaml", {"base": "root.yaml", "model": {"hidden": [3]}})
+    _write(tmp_path / "s.yaml", {"base": "mid.yaml",
+                                 "method": "grid", "space": {"model.l2": {"grid": [0.1, 0.2]}}})
+    search = load_spec(tmp_path / "s.yaml")
+    assert search.base["model"]["hidden"] == [3] and search.base["seed"] == 3
+    assert "base" not in search.base

@@ -9,9 +9,9 @@ import pooch
 import pytest
 from typer.testing import CliRunner
 
+from dl2424 import settings
 from dl2424.cli import app
 from dl2424.data import fetch
-from dl2424.data.paths import ENV_VAR, resolve_data_dir
 
 from .fixtures import real_data_dir, write_cifar_python, write_names_course
 
@@ -30,12 +30,25 @@ def data_dir(tmp_path):
     return tmp_path
 
 
-def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
-    assert resolve_data_dir(tmp_path / "cli") == tmp_path / "cli"
-    assert resolve_data_dir(None) == tmp_path / "env"
-    monkeypatch.delenv(ENV_VAR)
-    assert resolve_data_dir(None) == Path(pooch.os_cache("dl2424"))
+def test_settings_precedence_option_then_variable_then_default(tmp_path):
+    env = {"DL2424_DATA_DIR": str(tmp_path / "env"), "DL2424_RUNS_DIR": str(tmp_path / "r")}
+    s = settings.read(tmp_path / "cli", environ=env)
+    assert (s.data_dir, s.data_dir_origin) == (tmp_path / "cli", "--data-dir")
+    s = settings.read(runs_dir=tmp_path / "mine", environ=env)
+    assert (s.data_dir, s.data_dir_origin) == (tmp_path / "env", "$DL2424_DATA_DIR")
+    assert (s.runs_dir, s.sweeps_dir) == (tmp_path / "mine", Path("sweeps"))
+    s = settings.read(environ={})
+    assert s.data_dir == Path(pooch.os_cache("dl2424")) and s.runs_dir == Path("runs")
+    assert settings.read(environ={"DL2424_THREADS": "3"}).threads == 3
+
+
+def test_runs_dir_is_read_when_the_command_starts(tmp_path, monkeypatch):
+    """Not when dl2424 is imported: the variable set afterwards still moves `runs`."""
+    monkeypatch.chdir(tmp_path)  # no sweeps/ here either
+    monkeypatch.setenv("DL2424_RUNS_DIR", str(tmp_path / "elsewhere"))
+    res = CliRunner().invoke(app, ["runs"])
+    assert res.exit_code == 2  # no such folder, and the message names the one it looked in
+    assert f"{tmp_path / 'elsewhere'}: no such folder" in res.output
 
 
 def test_list_shows_what_is_present(data_dir):
@@ -49,13 +62,13 @@ def test_list_shows_what_is_present(data_dir):
 
 
 def test_list_uses_the_environment_and_says_where_it_looked(tmp_path):
-    r = run("list", **{ENV_VAR: str(tmp_path)})
+    r = run("list", **{settings.DATA_DIR: str(tmp_path)})
     assert r.exit_code == 0, r.output
     assert r.output.count("missing") == 3
     assert "dl2424 data fetch goblet" in r.output
     assert str(tmp_path / "*" / "cifar-10-batches-py") in r.output
     assert str(tmp_path / "names" / "ascii_names.txt") in r.output
-    assert "dl2424 data fetch names" in r.output and f"from ${ENV_VAR}" in r.output
+    assert "dl2424 data fetch names" in r.output and f"from ${settings.DATA_DIR}" in r.output
 
 
 def test_inspect_names(data_dir):

@@ -16,8 +16,8 @@ from dl2424 import experiment, rundir
 from dl2424.build import build
 from dl2424.cli import app
 from dl2424.config import validate
-from dl2424.data.paths import resolve_data_dir
 from dl2424.rng import Stream, generator
+from dl2424.settings import read as read_settings
 from dl2424.trainer import Trainer
 
 from .runcheck import arrays, complete_rows, meta
@@ -102,7 +102,7 @@ def poisoned_setup(env, on_nan):
     cfg = {**BASE, "sampler": "shuffle",
            "train": {**BASE["train"], "steps": 26, "eval_train_subset": 30, "on_nan": on_nan}}
     exp = validate(cfg)
-    setup = build(exp, resolve_data_dir(None))  # the fixture data, via DL2424_DATA_DIR
+    setup = build(exp, read_settings().data_dir)  # the fixture data, via DL2424_DATA_DIR
     n = len(setup.data.train)
     subset = generator(exp.seed, Stream.EVAL).choice(n, 30, False)
     bad = int(np.setdiff1d(np.arange(n), subset)[0])
@@ -127,7 +127,8 @@ def test_skip_batch_skips_and_counts(env):
     expected = batches_with(setup, bad)
     assert len(expected) >= 3
     run = rundir.create(env / "runs", "skip")
-    summary = experiment.execute(setup, run, Trainer(setup, run))
+    trainer = Trainer(setup, experiment.recording(setup, run, None))
+    summary = experiment.execute(setup, run, trainer)
     assert summary["status"] == "completed"
     assert summary["skipped_batches"] == len(expected)
     assert all(np.isfinite(v).all() for v in arrays(run / "checkpoint.npz").values())
@@ -138,7 +139,7 @@ def test_stop_is_the_default_and_names_the_first_bad_step(env):
     first = batches_with(setup, bad)[0]
     run = rundir.create(env / "runs", "stop")
     with pytest.raises(experiment.RunFailed) as e:
-        experiment.execute(setup, run, Trainer(setup, run))
+        experiment.execute(setup, run, Trainer(setup, experiment.recording(setup, run)))
     assert e.value.summary["error"].startswith(f"diverged: step {first}: training loss is nan")
     assert e.value.summary["skipped_batches"] == 0
 

@@ -100,3 +100,32 @@ def test_a_one_percent_error_fails_and_is_counted():
     assert not rep.passed and not bad["W2"].passed and bad["W1"].passed
     assert bad["W2"].over > bad["W2"].checked / 2
     assert 1e-3 < bad["W2"].max_rel < 0.5
+
+
+def test_a_model_whose_loss_adds_its_own_term_is_checked_through_loss():
+    """cost() evaluates forward + loss_fn + penalty; a model whose `loss` adds more (here
+    0.5 * sum(W1), with its gradient) is detected and checked through `loss` itself."""
+    problem = make_problem("mlp", MLP_BN)
+    model = problem.model
+    real = model.loss
+
+    def loss(X, target, weights=None, train=True, rng=None, with_penalty=True):
+        value, pen, grads = real(X, target, weights, train, rng, with_penalty)
+        grads["W1"] = grads["W1"] + 0.5
+        return value + 0.5 * float(model.params["W1"].sum()), pen, grads
+
+    model.loss = loss
+    rep = check_model(problem)
+    assert rep.passed and not problem.forward_only, rep.summary()
+
+
+def test_rounding_noise_is_measured_and_deterministic():
+    from dl2424.gradcheck.numeric import EPS64, noise_floor, rounding_noise
+    from dl2424.rng import generator
+
+    problem = make_problem("mlp", MLP_BN)
+    J = problem.cost()
+    a = rounding_noise(problem.cost, problem.model.params, generator(0, 4, 3))
+    b = rounding_noise(problem.cost, problem.model.params, generator(0, 4, 3))
+    assert a == b and EPS64 * abs(J) <= a < 1e-12
+    assert noise_floor(a, 1e-5) == pytest.approx(max(2 * a, 8 * EPS64) / 1e-5)

@@ -194,3 +194,26 @@ def test_images_are_required():
 def test_unknown_keys_are_refused():
     with pytest.raises(pydantic.ValidationError):
         MODELS["patchnet"].params.model_validate({"stride": 2})
+
+
+def test_the_shipped_sweep_spec_plans_the_four_hand_out_architectures():
+    import copy
+    from pathlib import Path
+
+    from dl2424.config import apply_overrides, load_experiment, validate
+    from dl2424.search.sample import plan_trials
+    from dl2424.search.spec import load_spec
+    from dl2424.search.sweep import format_value
+
+    configs = Path(__file__).parent.parent / "configs"
+    search = load_spec(configs / "search_patch_arch.yaml")
+    ref = load_experiment(configs / "cifar_patch_ref.yaml")
+    got = []
+    for values in plan_trials(search.spec):
+        sets = [f"{k}={format_value(v)}" for k, v in values.items()]
+        exp = validate(apply_overrides(copy.deepcopy(search.base), sets), "trial")
+        p = exp.model.params
+        got.append((p.f, p.nf, p.nh))
+        assert exp.model_copy(update={"model": ref.model}) == ref  # only the model differs
+        assert (p.l2, p.bias, p.init) == (0.003, False, ref.model.params.init)
+    assert got == [(2, 3, 50), (4, 10, 50), (8, 40, 50), (16, 160, 50)]

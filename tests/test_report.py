@@ -393,6 +393,6 @@ def test_confidence_reads_the_predictions(tmp_path):
     rundir.write_predictions(run_dir / "predictions_test.csv", np.array([0, 1, 2, 1]),
                              np.array([0, 2, 2, 0]), np.array([0.9, 0.2, 0.55, 0.1]),
                              ["a", "b", "c"])
-    p, ok = figures._read_predictions(SimpleNamespace(file=lambda name: run_dir / name))
+    p, ok = rundir.read_predictions(run_dir)
     np.testing.assert_allclose(p, [0.9, 0.2, 0.55, 0.1])
     assert ok.tolist() == [True, False, True, False]

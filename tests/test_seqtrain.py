@@ -180,9 +180,9 @@ def test_surname_lines_by_class_share_the_names_split_and_generate(env):
                      "clip_norm": 5.0}}
     root = Path(os.environ["DL2424_DATA_DIR"])
     data = load_dataset(validate(cfg).data, root, np.float64)
-    nd = load_dataset(validate({**cfg, "data": "names", "model": "charcnn",
-                                "optimizer": {"type": "sgd", "lr": 0.1}}).data,
-                      root, np.float64)
+    nd = load_dataset(validate({"name": "n", "data": "names", "model": "charcnn",
+                                "optimizer": {"type": "sgd", "lr": 0.1},
+                                "train": {"steps": 1}}).data, root, np.float64)
     val_names = sorted(text.EOS.join(
         data.vocab.decode(r[r >= 0][:-1]) for r in data.val.Y_lines).split(text.EOS))
     assert val_names == sorted(nd.val.text)
@@ -277,3 +277,38 @@ def test_report_and_runs_listing_of_a_text_run(tmp_path):
     assert len(passage) == 1000 and set(passage) <= set(BOOK)
     res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 0 and "tinybook" in res.output and "completed" in res.output
+
+
+def test_lines_from_a_file_end_with_eos_and_are_capped(tmp_path):
+    (tmp_path / "tweets.txt").write_text("short one\n\nA much longer line here\nmid line\n" * 5)
+    cfg = config(tmp_path, **{"data.path": str(tmp_path / "tweets.txt"), "data.mode": "lines",
+                              "data.max_length": 10, "data.val_fraction": 0.2,
+                              "train.batch_size": 4, "train.steps": 12})
+    data = load_dataset(validate(cfg).data, tmp_path, np.float64)
+    eos = data.vocab.chars.index(text.EOS)
+    assert len(data.train.X_lines) == 12 and len(data.val.X_lines) == 3  # empty lines dropped
+    for x, y in zip(data.train.X_lines, data.train.Y_lines, strict=True):
+        n = int((y >= 0).sum())
+        assert 2 <= n <= 11 and y[n - 1] == eos and x[0] == eos  # starts after an EOS
+        assert (x[1:n] == y[:n - 1]).all()  # inputs are the targets shifted by one
+    run = train(tmp_path, cfg)
+    res = runner.invoke(app, ["generate", "--run", str(run), "--count", "3", "--length", "10"])
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 3
+
+
+@pytest.mark.parametrize("cfg_change,message", [
+    ({"train.class_weighted": True}, "train.class_weighted: is not used by the text"),
+    ({"train.label_smoothing": 0.1}, "train.label_smoothing: is not used by the text"),
+])
+def test_classifier_keys_are_refused_for_text(tmp_path, cfg_change, message):
+    file = tmp_path / "cfg.yaml"
+    file.write_text(yaml.safe_dump(config(tmp_path, **cfg_change)))
+    res = runner.invoke(app, ["train", str(file), "--runs-dir", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and message in res.output and not (tmp_path / "runs").exists()
+
+
+def test_text_keys_are_refused_for_classifiers(env):
+    cfg = Path(__file__).parent.parent / "configs" / "names_rnn.yaml"
+    res = runner.invoke(app, ["train", str(cfg), "--set", "train.clip=5",
+                              "--runs-dir", str(env / "runs")])
+    assert res.exit_code == 2 and "train.clip: applies to text models only" in res.output

@@ -7,13 +7,9 @@ import errno
 import os
 import sys
 
-# One BLAS thread unless told otherwise, set before NumPy loads: the matrices of these
-# networks are small, and OpenBLAS threads spinning on them cost more than they give (20,000
-# surname-ConvNet updates: 19 s CPU with one thread, 511 s wall with two on a busy machine).
-# The image ConvNet uses the cores itself, one batch part per thread, each calling BLAS on
-# one thread: DL2424_THREADS (default both cores) sets how many (dl2424.nn.parallel).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from ..settings import limit_blas_threads
+
+limit_blas_threads()  # before NumPy loads (see settings.py)
 
 import typer  # noqa: E402  (after the thread setting, as everything below)
 from rich.console import Console  # noqa: E402

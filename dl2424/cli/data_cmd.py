@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,8 +10,9 @@ from rich.table import Table
 
 from ..data.fetch import fetch
 from ..data.inspect import CifarFacts, NamesFacts, inspect_cifar, inspect_names
-from ..data.paths import data_dir_origin, list_datasets, resolve_data_dir
+from ..data.paths import list_datasets
 from . import app, console, user_errors
+from .options import DataDir, settings
 
 data_app = typer.Typer(help="List, download and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -35,18 +35,13 @@ class NamesSource(StrEnum):
     tutorial = "tutorial"
 
 
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", file_okay=False,
-    help="Data folder. Default: $DL2424_DATA_DIR, else a per-user cache folder.")]
-
-
 @data_app.command("list")
 def list_cmd(data_dir: DataDir = None):
     """Show the known datasets, where each is looked for, and whether it is present."""
     with user_errors():
-        root = resolve_data_dir(data_dir)
-        rows = list_datasets(root)
-    console.print(f"data dir: {root}  [dim](from {data_dir_origin(data_dir)})[/]")
+        s = settings(data_dir)
+        rows = list_datasets(s.data_dir)
+    console.print(f"data dir: {s.data_dir}  [dim](from {s.data_dir_origin})[/]")
     table = Table("dataset", "status", "format")
     table.add_column("folder / looked in", no_wrap=True)  # whole paths, to copy
     table.add_column("description", ratio=1)
@@ -72,7 +67,7 @@ def fetch_cmd(
 ):
     """Download a dataset from its public source and check its hash."""
     with user_errors():
-        root = resolve_data_dir(data_dir)
+        root = settings(data_dir).data_dir
         result = fetch(name.value, root, fmt and fmt.value, source and source.value)
     if result.already_present:
         console.print(f"{result.name} is already present in {result.folder}")
@@ -95,7 +90,7 @@ def inspect_cmd(
 ):
     """Print class sizes, overlaps and oddities of a dataset."""
     with user_errors():
-        root = resolve_data_dir(data_dir)
+        root = settings(data_dir).data_dir
         if name in (DatasetName.goblet, DatasetName.tinyshakespeare):
             from ..data.text import describe_text
             console.print(describe_text(name.value, root), highlight=False)

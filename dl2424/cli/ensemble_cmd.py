@@ -8,29 +8,25 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..data.paths import resolve_data_dir
-from ..errors import UserError
 from . import app, console, user_errors
+from .options import DataDir, Weights, WeightsOption, settings
 
 
 @app.command()
 def ensemble(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (two or more).")],
-    weights: Annotated[str, typer.Option(
-        help="best (best validation accuracy) or last (final checkpoint).")] = "best",
+    weights: WeightsOption = Weights.best,
     snapshots: Annotated[bool, typer.Option(
         help="Use every end-of-cycle snapshot the runs saved (train.snapshots: true).")
     ] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="Where datasets are.")] = None,
+    data_dir: DataDir = None,
 ):
     """Majority vote and probability averaging of several runs (or of one run's cycle
     snapshots) on the test set."""
     from ..ensemble import evaluate_ensemble
 
     with user_errors():
-        if weights not in ("best", "last"):
-            raise UserError(f"--weights: {weights!r} is not one of best, last")
-        result = evaluate_ensemble(runs, resolve_data_dir(data_dir), weights, snapshots)
+        result = evaluate_ensemble(runs, settings(data_dir).data_dir, weights.value, snapshots)
     t = Table(title=f"ensemble of {len(result.members)} members on the {result.split} set")
     t.add_column("member", overflow="fold")
     t.add_column("accuracy", justify="right")

@@ -14,14 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..atomic import write_json
 from ..config import apply_overrides, load_experiment, read_yaml, validate
 from ..data import load_dataset
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..gradcheck import Options
 from ..gradcheck import gradcheck as run_gradcheck
 from ..gradcheck.table import report_table
 from ..search.spec import load_spec
 from . import app, console, notice, user_errors
-from .train_cmd import Configs, DataDir, MoreConfigs, Overrides, configs_of
+from .options import Configs, DataDir, MoreConfigs, Overrides, configs_of, settings
 
 
 def _experiment(paths: list[Path], overrides: list[str]):
@@ -126,7 +125,7 @@ def gradcheck(
         _check_options(n=n, dims=dims, crop=crop, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries)
         exp = _experiment(configs_of(config, more), set_ or [])
-        data = load_dataset(exp.data, resolve_data_dir(data_dir), np.float64)
+        data = load_dataset(exp.data, settings(data_dir).data_dir, np.float64)
         opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries, at=at)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from ..rundir import RUNS_DIR
 from . import app, console, err_console, user_errors
+from .options import DataDir, RunsDir, Weights, WeightsOption, settings
+
+
+class Truncate(StrEnum):
+    first = "first"
+    last = "last"
 
 
 def _read_list(source: Path) -> tuple[str, str]:
@@ -84,14 +90,12 @@ def predict(
     as_csv: Annotated[bool, typer.Option("--csv", help="One CSV row per name.")] = False,
     drop_unknown: Annotated[bool, typer.Option(
         help="Drop characters outside the alphabet instead of failing.")] = False,
-    truncate: Annotated[str, typer.Option(
+    truncate: Annotated[Truncate, typer.Option(
         help="Names longer than the model's n_len keep their first or last characters.")
-    ] = "first",
-    weights: Annotated[str, typer.Option(
-        help="best (best validation accuracy) or last (final checkpoint).")] = "best",
-    runs_dir: Annotated[Path, typer.Option(help="Where run folders are.")] = RUNS_DIR,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where datasets are (for --from-test); default $DL2424_DATA_DIR.")] = None,
+    ] = Truncate.first,
+    weights: WeightsOption = Weights.best,
+    runs_dir: RunsDir = None,
+    data_dir: DataDir = None,
 ):
     """Predict the language of surnames (dl2424 predict --name Xiong --name Gagos, or
     --from friends.txt with lines 'Name' or 'Name Language' for an accuracy), or the class
@@ -100,35 +104,38 @@ def predict(
 
     images = list(image or []) + list(more or [])
     with user_errors():
-        if truncate not in ("first", "last"):
-            raise UserError(f"--truncate: {truncate!r} is not one of first, last")
-        if weights not in ("best", "last"):
-            raise UserError(f"--weights: {weights!r} is not one of best, last")
-        if top < 1:
-            raise UserError(f"--top: must be at least 1, got {top}")
-        if as_json and as_csv:
-            raise UserError("--json and --csv: choose one output format")
-        if more and not image:
-            raise UserError(f"unexpected argument {str(more[0])!r}; names go after --name, "
-                            "image files after --image")
-        wants_images = bool(images) or from_test is not None
-        if wants_images and (name or from_ is not None):
-            raise UserError("names (--name/--from) and images (--image/--from-test) need "
-                            "different runs; ask for one kind at a time")
-        if not (name or from_ is not None or wants_images):
-            raise UserError("give names with --name NAME (repeatable) or --from FILE, or "
-                            "images with --image FILE ... or --from-test N")
-        kind = "image" if wants_images else "surname"
-        choice = lib.given_run(run) if run is not None else lib.best_run(runs_dir, kind)
+        kind = _kind(name or from_ is not None, image, more, from_test, top, as_json, as_csv)
+        wants_images = kind == "image"
+        s = settings(data_dir, runs_dir)
+        choice = lib.given_run(run) if run is not None else lib.best_run(s.runs_dir, kind)
         if wants_images:
             results, figure = _predict_images(choice.run, weights, images, from_test, out,
-                                              data_dir)
+                                              s.data_dir)
         else:
             results = _predict_names(choice.run, weights, name, from_, truncate, drop_unknown)
     _show(lib, choice, results, top, as_json, as_csv, "file" if wants_images else "name")
     if wants_images and figure:
         console.print(f"figure: [bold]{figure[0]}[/] ({figure[1]}/{figure[2]} test images "
                       "right)", highlight=False)
+
+
+def _kind(names: bool, image, more, from_test, top, as_json, as_csv) -> str:
+    """What the options ask for, "surname" or "image"; one message for what does not fit."""
+    if top < 1:
+        raise UserError(f"--top: must be at least 1, got {top}")
+    if as_json and as_csv:
+        raise UserError("--json and --csv: choose one output format")
+    if more and not image:
+        raise UserError(f"unexpected argument {str(more[0])!r}; names go after --name, "
+                        "image files after --image")
+    wants_images = bool(image) or from_test is not None
+    if wants_images and names:
+        raise UserError("names (--name/--from) and images (--image/--from-test) need "
+                        "different runs; ask for one kind at a time")
+    if not (names or wants_images):
+        raise UserError("give names with --name NAME (repeatable) or --from FILE, or "
+                        "images with --image FILE ... or --from-test N")
+    return "image" if wants_images else "surname"
 
 
 def _predict_names(run: Path, weights, name, from_, truncate, drop_unknown):
@@ -141,18 +148,17 @@ def _predict_names(run: Path, weights, name, from_, truncate, drop_unknown):
         listed = read_name_list(text, predictor.class_names, where)
         names += [n for n, _ in listed]
         labels += [lab for _, lab in listed]
-    return predictor(names, truncate=truncate, drop_unknown=drop_unknown, labels=labels)
+    return predictor(names, truncate=truncate.value, drop_unknown=drop_unknown, labels=labels)
 
 
 def _predict_images(run: Path, weights, images, from_test, out, data_dir):
-    from ..data.paths import resolve_data_dir
     from ..predict_image import ImagePredictor, figure_of_test_images
 
     predictor = ImagePredictor(run, weights)
     figure = None
     if from_test is not None:
         out = out or run / "test_predictions.png"
-        right, n = figure_of_test_images(predictor, resolve_data_dir(data_dir), from_test,
+        right, n = figure_of_test_images(predictor, data_dir, from_test,
                                          out)
         figure = (out, right, n)
     return (predictor(images) if images else []), figure

@@ -47,6 +47,7 @@ class RichReporter(Reporter):
         self.progress = None
         self.last_val = float("nan")
         self.t0, self.step0 = time.perf_counter(), 0
+        self.last_step = None  # (step, lr, loss, updates/s) of the latest update
 
     def on_start(self, setup, start_step):
         self.t0, self.step0 = time.perf_counter(), start_step
@@ -69,13 +70,19 @@ class RichReporter(Reporter):
     def on_step(self, step, lr, loss):
         if self.progress is not None:
             elapsed = time.perf_counter() - self.t0
-            rate = (step - self.step0) / elapsed if elapsed > 0 else 0.0
-            self.progress.update(self.task, completed=step,
-                                 stats=f"lr {lr:.2e} loss {_loss(loss)} val acc "
-                                 f"{self.last_val:.3f} {rate:.0f} upd/s")
+            self.last_step = (step, lr, loss, (step - self.step0) / elapsed if elapsed else 0.0)
+            self._refresh()
+
+    def _refresh(self):
+        step, lr, loss, rate = self.last_step
+        self.progress.update(self.task, completed=step,
+                             stats=f"lr {lr:.2e} loss {_loss(loss)} val acc "
+                             f"{self.last_val:.3f} {rate:.0f} upd/s")
 
     def on_eval(self, row):
         self.last_val = row.get("val_acc", row.get("smooth_loss"))
+        if self.progress is not None and self.last_step is not None:
+            self._refresh()  # the bar shows this evaluation, not the one before
         if self.quiet:
             return
         elapsed = time.perf_counter() - self.t0

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from .. import rundir
-from ..rundir import RUNS_DIR, SWEEPS_DIR
 from . import app, console, err_console, user_errors
+from .options import RunsDir, settings
 from .shell import RunsCommands
 
 
@@ -90,8 +90,7 @@ def list_runs(
     dataset: Annotated[str | None, typer.Option(help="Only runs on this dataset.")] = None,
     name: Annotated[str | None, typer.Option(
         help="Only runs whose name contains this (or matches this glob).")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Folder that holds the run folders.")
-                        ] = RUNS_DIR,
+    runs_dir: RunsDir = None,
     wide: Wide = False,
     columns: Columns = None,
 ):
@@ -100,8 +99,9 @@ def list_runs(
         from ..report import runs_table
 
         # --runs-dir names the one folder to list; by default runs/ and sweeps/ (trials)
-        default = [runs_dir] if runs_dir != RUNS_DIR else \
-            [d for d in (RUNS_DIR, SWEEPS_DIR) if d.is_dir()] or [RUNS_DIR]
+        s = settings(runs_dir=runs_dir)
+        default = [runs_dir] if runs_dir is not None else \
+            [d for d in (s.runs_dir, s.sweeps_dir) if d.is_dir()] or [s.runs_dir]
         table = runs_table(sources or default, status, dataset, name)
         print_table(table, wide, columns)
 

@@ -10,13 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
-from ..rundir import SWEEPS_DIR
 from ..search import sweep as sweeps
 from ..search.execute import check_backend, open_backend
 from ..search.spec import load_spec
 from . import app, console, err_console, user_errors
+from .options import DataDir, SweepsDir, settings
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "pending": "yellow", "running": "cyan"}
 
@@ -80,15 +79,15 @@ def search(
         help="Rerun the trials of this sweep folder that are not ok.")] = None,
     fail_fast: Annotated[bool, typer.Option(
         help="Start no new trial once one has failed.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")] = None,
-    sweeps_dir: Annotated[Path, typer.Option(help="Where sweep folders go.")] = SWEEPS_DIR,
+    data_dir: DataDir = None,
+    sweeps_dir: SweepsDir = None,
 ):
     """Hyper-parameter search: every trial is a run; results go to sweeps/<time>-<name>/."""
     with user_errors():
         check_backend(workers, scheduler, cluster)
-        root = resolve_data_dir(data_dir)
-        sw = _make(spec, from_, resume, sweeps_dir, root)
+        s = settings(data_dir, sweeps_dir=sweeps_dir)
+        root = s.data_dir
+        sw = _make(spec, from_, resume, s.sweeps_dir, root)
         todo = sum(t.status != "ok" for t in sw.trials)
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "

@@ -9,7 +9,6 @@ dotted keys and registered names), so a new command gets it by naming its parame
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -35,7 +34,9 @@ def _paths(incomplete: str, roots: list[Path], keep) -> list[str]:
 
 
 def _is_run(p: Path) -> bool:
-    return (p / "config.yaml").is_file() or (p / "trials.csv").is_file()
+    from ..rundir import is_run
+
+    return is_run(p) or (p / "trials.csv").is_file()
 
 
 def complete_configs(incomplete: str) -> list[str]:
@@ -44,8 +45,10 @@ def complete_configs(incomplete: str) -> list[str]:
 
 
 def complete_runs(incomplete: str) -> list[str]:
-    roots = [Path(os.environ.get("DL2424_RUNS_DIR", "runs")),
-             Path(os.environ.get("DL2424_SWEEPS_DIR", "sweeps"))]
+    from ..settings import read
+
+    s = read()
+    roots = [s.runs_dir, s.sweeps_dir]
     return _paths(incomplete, roots, lambda p: p.is_dir())
 
 
@@ -71,13 +74,14 @@ COMPLETERS = {"config": complete_configs, "spec": complete_configs, "more": comp
 
 
 class _Argument(TyperArgument):
-    """CONFIG when required, [CONFIG] when not, CONFIG... when several; no type column."""
+    """CONFIG when required, [CONFIG] when not, CONFIG... when several; a type column only
+    for a choice (<cifar10|names|...>)."""
 
     def _usage_display_name(self) -> str:
         return self.metavar if self.required else f"[{self.metavar}]"
 
     def display_type_rich(self, ctx):
-        return None
+        return super().display_type_rich(ctx) if self.type_descriptor.is_choice else None
 
 
 class _Option(TyperOption):
@@ -93,6 +97,8 @@ class _Option(TyperOption):
 
 
 def tidy(command, ctx) -> None:
+    if type(command) is TyperGroup:  # a sub-app (`data`, ...): its commands get the same
+        command.__class__ = Commands
     helper = command.get_help_option(ctx) if hasattr(command, "get_help_option") else None
     for p in [*getattr(command, "params", []), *([helper] if helper else [])]:
         if isinstance(p, TyperArgument) and type(p) is TyperArgument:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -14,27 +14,22 @@ from rich.table import Table
 from .. import experiment
 from ..config import load_experiment
 from ..data.fetch import fetch_missing
-from ..data.paths import resolve_data_dir
 from ..errors import UserError
 from ..experiment import RunAborted, RunFailed, RunInterrupted
-from ..rundir import RUNS_DIR
-from ..trainer import StopFlag
+from ..trainer import StopFlag, stopping_on
 from . import app, console, err_console, notice, user_errors
+from .options import (  # noqa: F401  (Configs ... configs_of: what other commands imported here)
+    Configs,
+    DataDir,
+    MoreConfigs,
+    Overrides,
+    Quiet,
+    RunsDir,
+    Spacing,
+    configs_of,
+    settings,
+)
 from .progress import RichReporter
-
-Overrides = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a config value: dotted.key=value (value parsed as YAML).")]
-DataDir = Annotated[Path | None, typer.Option(
-    help="Where datasets are; default $DL2424_DATA_DIR, else the user cache.")]
-RunsDir = Annotated[Path, typer.Option(help="Where run folders go.")]
-Configs = Annotated[list[Path] | None, typer.Argument(
-    help="Experiment YAML files, merged left to right (later ones override earlier ones).")]
-MoreConfigs = Annotated[list[Path] | None, typer.Option(
-    "--config", "-c", help="Another experiment YAML, merged after the CONFIG arguments.")]
-
-
-def configs_of(config: list[Path] | None, more: list[Path] | None) -> list[Path]:
-    return [*(config or []), *(more or [])]
 
 
 def _print_summary(run: Path, summary: dict) -> None:
@@ -76,7 +71,7 @@ def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
         from ..dryrun import dry_run
         from ..trainer import Diverged
         try:
-            p = dry_run(exp, resolve_data_dir(data_dir))
+            p = dry_run(exp, settings(data_dir).data_dir)
         except Diverged as e:  # as a run would: exit 1, one line
             err_console.print(f"[bold red]diverged in the timed updates:[/] {escape(str(e))}",
                               highlight=False, soft_wrap=True)
@@ -105,15 +100,35 @@ def _duration(s: float) -> str:
     return f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
-def _install_signal_handlers(stop: StopFlag):
-    def handler(signum, frame):
-        if stop.signum is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        stop.signum = signum
-        err_console.print(f"\nsignal {signum}: finishing the current update and saving a "
-                          "checkpoint (send again to abort at once)")
+def _signalled(signum: int) -> None:
+    err_console.print(f"\nsignal {signum}: finishing the current update and saving a "
+                      "checkpoint (send again to abort at once)")
 
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+@contextlib.contextmanager
+def _outcome(reporter: RichReporter):
+    """A failed run exits 1, an interrupted one 128 + the signal, each with what to do next."""
+    try:
+        yield
+    except RunFailed as e:
+        reporter.close()
+        saved = e.summary.get("checkpoint_step")
+        err_console.print(f"[bold red]run failed:[/] {escape(str(e))}. " + escape(
+            f"The last good checkpoint (step {saved}) is in {e.run}" if saved is not None
+            else f"No checkpoint was written before it; run folder: {e.run}"),
+            highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (RunInterrupted, RunAborted) as e:
+        reporter.close()
+        saved = e.summary.get("checkpoint_step")
+        err_console.print(f"interrupted at step {e.summary['steps']}; " + (
+            f"checkpoint saved at step {saved}. Resume with: dl2424 train --resume {e.run}"
+            if saved is not None else
+            f"no checkpoint was written yet; start again: dl2424 train {e.run}/config.yaml"),
+            highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(128 + e.signum) from None
+    finally:
+        reporter.close()
 
 
 @app.command()
@@ -124,8 +139,8 @@ def train(
     resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this folder from its last checkpoint.")] = None,
     data_dir: DataDir = None,
-    runs_dir: RunsDir = RUNS_DIR,
-    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
     print_config: Annotated[bool, typer.Option(
         "--print-config", help="Print the resolved config (defaults spelled out) and exit.")
     ] = False,
@@ -134,47 +149,14 @@ def train(
                           "ETA, and exit without a run folder.")] = False,
 ):
     """Train a model from an experiment config; results go to runs/<time>-<name>/."""
+    configs, overrides = configs_of(config, more), set_ or []
     if print_config or dry_run:
-        return _inspect(configs_of(config, more), set_ or [], data_dir, print_config)
-    stop = StopFlag()
+        return _inspect(configs, overrides, data_dir, print_config)
     reporter = RichReporter(console, quiet)
-    config = configs_of(config, more)
-    with user_errors():
-        if resume is None and not config:
-            raise UserError("give a CONFIG file to train, or --resume RUN_DIR")
-        if resume is not None and config:
-            raise UserError("--resume uses the config stored in the run folder; do not give "
-                            "CONFIG with it (--set train.steps=N makes the run longer)")
-        root = resolve_data_dir(data_dir)
-        previous = _install_signal_handlers(stop)
-        try:
-            if resume is not None:
-                run, summary = experiment.resume(resume, root, reporter, stop, set_ or [])
-            else:
-                exp = load_experiment(config, set_ or [], notice)
-                fetch_missing(exp.data, root, notice)
-                run, summary = experiment.start(exp, set_ or [], root, runs_dir, reporter, stop)
-        except RunFailed as e:
-            reporter.close()
-            saved = e.summary.get("checkpoint_step")
-            err_console.print(f"[bold red]run failed:[/] {escape(str(e))}. " + escape(
-                f"The last good checkpoint (step {saved}) is in {e.run}" if saved is not None
-                else f"No checkpoint was written before it; run folder: {e.run}"),
-                highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except (RunInterrupted, RunAborted) as e:
-            reporter.close()
-            saved = e.summary.get("checkpoint_step")
-            err_console.print(f"interrupted at step {e.summary['steps']}; " + (
-                f"checkpoint saved at step {saved}. Resume with: dl2424 train --resume {e.run}"
-                if saved is not None else
-                f"no checkpoint was written yet; start again: dl2424 train {e.run}/config.yaml"),
-                highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(128 + e.signum) from None
-        finally:
-            reporter.close()
-            for sig, h in previous.items():
-                signal.signal(sig, h)
+    with user_errors(), _outcome(reporter), stopping_on(StopFlag(), notify=_signalled) as stop:
+        s = settings(data_dir, runs_dir)
+        run, summary = experiment.train(configs, overrides, resume, s.data_dir, s.runs_dir,
+                                        reporter, stop, notice)
     _print_summary(run, summary)
 
 
@@ -186,27 +168,25 @@ def lr_range(
     lr_min: Annotated[float, typer.Option("--min", help="First learning rate.")] = 1e-5,
     lr_max: Annotated[float, typer.Option("--max", help="Last learning rate.")] = 1.0,
     steps: Annotated[int, typer.Option(help="Update steps of the sweep.")] = 1000,
-    spacing: Annotated[str, typer.Option(help="exp (log-spaced) or linear.")] = "exp",
+    spacing: Annotated[Spacing, typer.Option(help="exp (log-spaced) or linear.")] = Spacing.exp,
     data_dir: DataDir = None,
-    runs_dir: RunsDir = RUNS_DIR,
-    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
 ):
     """LR range test: sweep the learning rate over one short run, suggest cyclical bounds."""
     from ..lr_range import range_experiment, run_range_test
 
     reporter = RichReporter(console, quiet)
     with user_errors():
-        if spacing not in ("exp", "linear"):
-            raise UserError(f"--spacing: {spacing!r} is not one of exp, linear")
         if not 0 < lr_min < lr_max < float("inf"):
             raise UserError(f"--min/--max: need 0 < min < max < inf, got {lr_min:g} and "
                             f"{lr_max:g}")
         base = load_experiment(configs_of(config, more), set_ or [], notice)
-        fetch_missing(base.data, resolve_data_dir(data_dir), notice)
-        exp = range_experiment(base, lr_min, lr_max, steps, spacing)
+        s = settings(data_dir, runs_dir)
+        fetch_missing(base.data, s.data_dir, notice)
+        exp = range_experiment(base, lr_min, lr_max, steps, spacing.value)
         try:
-            run, result = run_range_test(exp, set_ or [], resolve_data_dir(data_dir), runs_dir,
-                                         reporter)
+            run, result = run_range_test(exp, set_ or [], s.data_dir, s.runs_dir, reporter)
         finally:
             reporter.close()
     console.print(f"suggested cyclical bounds: eta_min = {result['eta_min']:.2e}, "

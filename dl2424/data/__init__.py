@@ -9,9 +9,8 @@ import numpy as np
 from ..registry import DATASETS, Spec
 from . import cifar, names, text  # noqa: F401  (registers cifar10, names, text)
 from .bundle import DataBundle, DataInfo, Split
-from .paths import resolve_data_dir
 
-__all__ = ["DataBundle", "DataInfo", "Split", "load_dataset", "resolve_data_dir"]
+__all__ = ["DataBundle", "DataInfo", "Split", "load_dataset"]
 
 
 def load_dataset(spec: Spec, data_dir: Path, dtype: np.dtype | str) -> DataBundle:

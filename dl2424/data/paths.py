@@ -2,31 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import pooch
-
-ENV_VAR = "DL2424_DATA_DIR"
-
-
-def resolve_data_dir(cli_value: Path | None) -> Path:
-    """The data directory: `--data-dir`, else $DL2424_DATA_DIR, else a per-user cache folder."""
-    if cli_value is not None:
-        return Path(cli_value).expanduser()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    return Path(pooch.os_cache("dl2424"))
-
-
-def data_dir_origin(cli_value: Path | None) -> str:
-    """Which of the three rules `resolve_data_dir` used, for messages."""
-    if cli_value is not None:
-        return "--data-dir"
-    if os.environ.get(ENV_VAR):
-        return f"${ENV_VAR}"
-    return "the default cache folder"
 
 
 def search_dirs(data_dir: Path, folder: str) -> list[Path]:

@@ -183,7 +183,8 @@ def check_model(problem: Problem, opts: Options = Options(),
         opts = replace(opts, tol=NUMERIC_TOL)
     params = problem.model.params
     moved = jitter_point(params, problem.seed, opts.jitter) if opts.at == "generic" else {}
-    _, analytic = problem.cost_and_grads()
+    J, analytic = problem.cost_and_grads()
+    problem.check_cost(J)
     noise = rounding_noise(problem.cost, params, generator(problem.seed, Stream.CHECK, 3))
     k = entries_per_param(params, opts.max_entries)
     pick = generator(problem.seed, Stream.CHECK, 1)

@@ -35,6 +35,7 @@ class Problem:
     seed: int = 0
     what: str = ""
     model_type: str = ""  # its name in the model registry (keys the torch twins)
+    forward_only: bool = True  # cost() skips the backward pass (see check_cost)
 
     def rng(self) -> np.random.Generator:
         return generator(self.seed, Stream.CHECK)
@@ -45,10 +46,19 @@ class Problem:
         return loss + pen, grads
 
     def cost(self) -> float:
-        """J alone: the forward pass and the loss, no backward pass."""
+        """J alone: the forward pass, the loss and the penalty, no backward pass (unless
+        check_cost found that the model's `loss` computes J some other way)."""
+        if not self.forward_only:
+            return self.cost_and_grads()[0]
         m = self.model
         scores, _ = m.forward(self.X, train=True, rng=self.rng())
         return m.loss_fn(scores, self.target, self.weights)[0] + m.penalty()
+
+    def check_cost(self, J: float) -> None:
+        """Fall back to model.loss for every evaluation when the forward-only J differs
+        from J = model.loss(...) (a model that overrides `loss` with terms of its own)."""
+        if abs(self.cost() - J) > 1e-12 * max(1.0, abs(J)):
+            self.forward_only = False
 
 
 def _try_build(exp: Experiment, info: DataInfo) -> Model | None:

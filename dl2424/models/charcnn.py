@@ -17,29 +17,31 @@ from ..data.bundle import DataInfo
 from ..errors import UserError
 from ..limits import Footprint
 from ..nn import charconv as cc
-from ..nn import kinks
-from ..nn.layers import dropout_backward, dropout_forward
+from ..nn import charconv_ref as ref
+from ..nn.blocks import Block, dense_backward, dense_forward
+from ..nn.layers import relu_backward, relu_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, make_init, make_loss
 
 
 class ConvLayerParams(Params):
-    filters: PositiveInt
-    width: PositiveInt
-    stride: PositiveInt = 1
-    padding: NonNegativeInt = 0
-    dilation: PositiveInt = 1
-    pool: PositiveInt = 1  # max-pool window after the ReLU; 1 = no pooling
-    pool_stride: PositiveInt | None = None  # default: the window (no overlap)
+    filters: PositiveInt = Field(description="output channels n_l")
+    width: PositiveInt = Field(description="kernel width k_l (positions)")
+    stride: PositiveInt = Field(1, description="step between kernel positions")
+    padding: NonNegativeInt = Field(0, description="zero positions added at each end")
+    dilation: PositiveInt = Field(1, description="spacing of the kernel's taps")
+    pool: PositiveInt = Field(1, description="max-pool window after the ReLU; 1 = none")
+    pool_stride: PositiveInt | None = Field(
+        None, description="step of the max-pool; default: the window (no overlap)")
 
 
 class CharCNNParams(ModelParams):
     layers: list[ConvLayerParams] = Field(
         default_factory=lambda: [ConvLayerParams(filters=20, width=5),
                                  ConvLayerParams(filters=20, width=3)],
-        min_length=1)
-    bias: bool = False  # the hand-out's network has no bias terms
-    keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on the input of W
+        min_length=1, description="the convolutional layers, input first")
+    bias: bool = Field(False, description="bias terms (the hand-out's network has none)")
+    keep: float = Field(1.0, gt=0, le=1, description="dropout keep probability, input of W")
 
     def footprint(self, info):
         if len(info.input_shape) != 1 or not isinstance(info.meta.get("vocab"), int):
@@ -83,6 +85,7 @@ class CharCNN(Model):
         if p.bias:
             self.params["bW"] = np.zeros(info.n_classes, dtype=dtype)
         self.decay.append("W")
+        self.head = Block(keep=p.keep)  # dropout, then the linear output layer
 
     def forward(self, X, train: bool, rng=None):
         """X (n, n_len) character indices -> scores (n, K), cache."""
@@ -95,36 +98,27 @@ class CharCNN(Model):
                 h, conv_cache = cc.onehot_conv_forward(h, F, b, *geometry)
             else:
                 h, conv_cache = cc.conv_forward(h, F, b, *geometry)
-            kinks.note_sign("relu", h)
-            np.maximum(h, 0, out=h)  # ReLU in place; its output is the backward mask
-            relu_out = h
+            h, relu_cache = relu_forward(h)
             pool_cache = None
             if spec.pool > 1:
                 h, pool_cache = cc.maxpool_forward(h, spec.pool, spec.pool_step)
-            caches.append((conv_cache, relu_out, pool_cache))
-        flat = h.reshape(h.shape[0], -1)
-        mask = None
-        if train and self.keep < 1:
-            flat, mask = dropout_forward(flat, self.keep, rng)
-        scores = flat @ self.params["W"]
-        if "bW" in self.params:
-            scores += self.params["bW"]
-        return scores, (caches, flat, mask, h.shape)
+            caches.append((conv_cache, relu_cache, pool_cache))
+        scores, c_head = dense_forward(h.reshape(h.shape[0], -1), self.params["W"],
+                                       self.params.get("bW"), self.head, train=train, rng=rng)
+        return scores, (caches, c_head, h.shape)
 
     def backward(self, dscores, cache):
-        caches, flat, mask, h_shape = cache
-        grads = {"W": flat.T @ dscores}
+        caches, c_head, h_shape = cache
+        grads = {}
+        dflat, grads["W"], db, _, _ = dense_backward(dscores, c_head)
         if "bW" in self.params:
-            grads["bW"] = dscores.sum(axis=0)
-        dflat = dscores @ self.params["W"].T
-        if mask is not None:
-            dflat = dropout_backward(dflat, mask)
+            grads["bW"] = db
         dh = dflat.reshape(h_shape)
         for l in range(len(self.specs), 0, -1):
-            conv_cache, relu_out, pool_cache = caches[l - 1]
+            conv_cache, relu_cache, pool_cache = caches[l - 1]
             if pool_cache is not None:
                 dh = cc.maxpool_backward(dh, pool_cache)
-            dh *= relu_out > 0  # ReLU backward (dh is a fresh array)
+            dh = relu_backward(dh, relu_cache)
             if l == 1:
                 dF, db = cc.onehot_conv_backward(dh, conv_cache)
             else:
@@ -136,12 +130,12 @@ class CharCNN(Model):
 
     def to_handout(self, arrays: dict) -> dict:
         """Params or grads in the hand-out's layout: F_l (n_{l-1}, k_l, n_l), W (K, ...)."""
-        return {k: cc.filters_to_handout(v) if k[0] == "F" else v.T if k == "W" else v
+        return {k: ref.filters_to_handout(v) if k[0] == "F" else v.T if k == "W" else v
                 for k, v in arrays.items()}
 
     def from_handout(self, arrays: dict) -> dict:
         """Inverse of to_handout (contiguous arrays in this model's layout)."""
-        return {k: cc.filters_from_handout(v) if k[0] == "F"
+        return {k: ref.filters_from_handout(v) if k[0] == "F"
                 else np.ascontiguousarray(v.T) if k == "W" else v.copy()
                 for k, v in arrays.items()}
 
@@ -159,6 +153,6 @@ def _checked_length(n_len, q: ConvLayerParams, spec: cc.ConvSpec, l: int) -> int
 
 
 @MODELS.register("charcnn", CharCNNParams)
-def build(p: CharCNNParams, info: DataInfo, dtype, rng: np.random.Generator) -> CharCNN:
+def charcnn(p: CharCNNParams, info: DataInfo, dtype, rng: np.random.Generator) -> CharCNN:
     """Character ConvNet over names: conv layers + ReLU (+ max-pool), linear output."""
     return CharCNN(p, info, np.dtype(dtype), rng)

@@ -18,6 +18,7 @@ Images arrive flat, (n, C*H*W) in channel-plane order, and are reshaped to DataI
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..limits import Footprint
 from ..nn import batchnorm as bn
 from ..nn import conv2d as cv
 from ..nn import kinks, layers, parallel
+from ..nn.blocks import Block, dense_backward, dense_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
@@ -36,9 +38,9 @@ KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
 
 
 class PoolParams(Params):
-    kernel: PositiveInt = 3
-    stride: PositiveInt = 2
-    padding: NonNegativeInt = 1
+    kernel: PositiveInt = Field(3, description="max-pool window (kernel x kernel)")
+    stride: PositiveInt = Field(2, description="step between windows")
+    padding: NonNegativeInt = Field(1, description="zero padding on each side (-inf for max)")
 
     @model_validator(mode="after")
     def _padding_fits(self):
@@ -50,15 +52,16 @@ class PoolParams(Params):
 
 class CNNParams(ModelParams):
     layers: list[PositiveInt | Literal["M"]] = Field(
-        default_factory=lambda: [16, "M", 32, "M", 64, "M"], min_length=1)
-    pool: PoolParams = Field(default_factory=PoolParams)
-    batchnorm: bool = False
-    bn_alpha: float = Field(0.9, ge=0, lt=1)  # moving-average decay of the BN statistics
-    bn_eps: PositiveFloat = 1e-5
-    activation: Literal["relu", "leaky_relu"] = "relu"
-    leaky_slope: float = Field(0.02, ge=0, lt=1)
-    hidden: list[PositiveInt] = Field(default_factory=list)
-    keep: float = Field(1.0, gt=0, le=1)  # dropout keep probability on fc-layer inputs
+        default_factory=lambda: [16, "M", 32, "M", 64, "M"], min_length=1,
+        description="feature extractor: c = 3x3 conv with c channels, M = max-pool")
+    pool: PoolParams = Field(default_factory=PoolParams, description="every M's pooling")
+    batchnorm: bool = Field(False, description="batch norm after every conv")
+    bn_alpha: float = Field(0.9, ge=0, lt=1, description="moving-average decay")
+    bn_eps: PositiveFloat = Field(1e-5, description="added to the variance in batch norm")
+    activation: Literal["relu", "leaky_relu"] = Field("relu", description="after convs and fc")
+    leaky_slope: float = Field(0.02, ge=0, lt=1, description="slope of leaky_relu below 0")
+    hidden: list[PositiveInt] = Field(default_factory=list, description="fc layer sizes")
+    keep: float = Field(1.0, gt=0, le=1, description="dropout keep probability, fc inputs")
 
     def footprint(self, info):
         shape = info.meta.get("image_shape")
@@ -129,6 +132,9 @@ class CNN(Model):
             self.decay.append(f"W{j}")
         # Evaluation chunks whose im2col matrices stay below 2^24 entries (64 MB in float32).
         self.eval_batch = int(np.clip(2**24 // widest, 1, 2000))
+        fc = Block(p.activation, p.leaky_slope, keep=p.keep)  # dropout on each fc input
+        self.fc_blocks = [fc if j < self.n_fc else replace(fc, activation=None)
+                          for j in range(1, self.n_fc + 1)]
         # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
         # update of the same batch size: a forward's cache is valid until the next forward.
         self.work: dict[str, dict[str, np.ndarray]] = {}
@@ -148,6 +154,10 @@ class CNN(Model):
     # slice of the layer's work buffers, which the next update of the same size reuses.
     def _buffer(self, layer, name, shape, dtype, zero=False):
         return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
+
+    def _blocks(self, i):
+        """Part i's im2col block buffer, shared by all layers (cv.block)."""
+        return self.work.setdefault(f"part{i}", {})
 
     def _conv_forward(self, x, l, train):
         """conv -> [batch norm] -> activation for conv layer l."""
@@ -186,8 +196,9 @@ class CNN(Model):
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, c_bn, c_act, z if fused_relu else None)
 
-    def _conv_backward(self, dout, cache, l, grads):
-        """Gradients of _conv_forward; dout (an array the model owns) is overwritten."""
+    def _conv_backward(self, dout, cache, l, grads, relu_done=False):
+        """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
+        relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
         x_shape, cuts, rows, cols, c_bn, c_act, relu_out = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
@@ -195,27 +206,30 @@ class CNN(Model):
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
-        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
-        W_flip = cv.flipped_filter_matrix(W) if input_grad else None
+        dx = dpad = W_flip = None
+        if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
+            dx = self._buffer(key, "dx", x_shape, dout.dtype)
+            dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
+            W_flip = cv.flipped_filter_matrix(W)
 
         def back(i, g):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
-            c = cuts[i]
+            c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
+            dW = cv.filter_rows_grad(g, cols[c])
             if input_grad:
-                cv.conv2d_nhwc_input_grad(g.reshape(-1, Ho, Wo, F), W, dx[c].shape, 1, PAD,
-                                          dx[c], self.work[key].setdefault(f"part{i}", {}),
-                                          W_flip)
-            return cv.filter_rows_grad(g, cols[c]), bn.channel_sums(g) if c_bn is None else None
+                cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
+                                          self._blocks(i), W_flip)
+            return dW, bn.channel_sums(g) if c_bn is None else None
 
         def relu_back(i):
             g = d2[rows[i]]
-            if relu_out is not None:
+            if relu_out is not None and not relu_done:
                 np.multiply(g, relu_out.reshape(-1, F)[rows[i]] > 0, out=g)
             return back(i, g)
 
         if c_bn is not None:
             grads[f"gamma{l}"], grads[f"beta{l}"], parts = bn.rows_backward(
-                d2, c_bn, rows, parallel.map_parts, back)
+                d2, c_bn, rows, parallel.map_parts, back, relu_done)
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = bn._total([db for _, db in parts])
@@ -239,14 +253,18 @@ class CNN(Model):
                 return cache
 
             caches = parallel.map_parts(pool, cuts)
-        return out, (x.shape, cuts, caches)
+        return out, (x.shape, cuts, caches, out)
 
-    def _pool_backward(self, dout, cache, i):
-        x_shape, cuts, caches = cache
+    def _pool_backward(self, dout, cache, i, relu):
+        """dx of _pool_forward. relu: the input came from a ReLU, whose gradient is taken here
+        on the smaller map: a window's gradient passes only if its max is positive."""
+        x_shape, cuts, caches, out = cache
         dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
 
         def back(j):
             c = cuts[j]
+            if relu:
+                np.multiply(dout[c], out[c] > 0, out=dout[c])
             if cv.fast_pool(x_shape, *self.pool):
                 cv.maxpool2_nhwc_backward(dout[c], caches[j], dx[c])
             else:
@@ -269,14 +287,10 @@ class CNN(Model):
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))
         fc_caches = []
-        for j in range(1, self.n_fc + 1):
-            c_drop = c_act = None
-            if train and self.p.keep < 1:
-                h, c_drop = layers.dropout_forward(h, self.p.keep, rng)
-            h, c_aff = layers.affine_forward(h, self.params[f"W{j}"], self.params[f"bW{j}"])
-            if j < self.n_fc:
-                h, c_act = layers.activation_forward(h, self.p.activation, self.p.leaky_slope)
-            fc_caches.append((c_drop, c_aff, c_act))
+        for j, block in enumerate(self.fc_blocks, 1):
+            h, c = dense_forward(h, self.params[f"W{j}"], self.params[f"bW{j}"], block,
+                                 train=train, rng=rng)
+            fc_caches.append(c)
         return h, (caches, c_flat, fc_caches)
 
     def backward(self, dscores, cache):
@@ -284,18 +298,18 @@ class CNN(Model):
         grads = {}
         d = dscores
         for j in range(self.n_fc, 0, -1):
-            c_drop, c_aff, c_act = fc_caches[j - 1]
-            if c_act is not None:
-                d = layers.activation_backward(d, c_act)
-            d, grads[f"W{j}"], grads[f"bW{j}"] = layers.affine_backward(d, c_aff)
-            if c_drop is not None:
-                d = layers.dropout_backward(d, c_drop)
+            d, grads[f"W{j}"], grads[f"bW{j}"], _, _ = dense_backward(d, fc_caches[j - 1])
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
-        for (kind, l), c in zip(reversed(self.blocks), reversed(caches), strict=True):
+        relu_done = False  # the ReLU of the conv before a pool acts in the pool's backward
+        for b in reversed(range(len(self.blocks))):
+            kind, l = self.blocks[b]
             if kind == "pool":
-                d = self._pool_backward(d, c, l)
+                relu_done = (b > 0 and self.blocks[b - 1][0] == "conv"
+                             and self.p.activation == "relu")
+                d = self._pool_backward(d, caches[b], l, relu_done)
             else:
-                d = self._conv_backward(d, c, l, grads)
+                d = self._conv_backward(d, caches[b], l, grads, relu_done)
+                relu_done = False
         return grads
 
     def scores(self, X, batch_size: int | None = None):

@@ -6,25 +6,30 @@ dropout; the last layer gives the scores. W_l is (d_{l-1}, d_l): a batch is a ro
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
 
+from ..data.bundle import DataInfo
 from ..errors import UserError
-from ..nn import batchnorm, layers
+from ..nn import batchnorm
+from ..nn.blocks import Block, dense_backward, dense_forward
 from ..registry import MODELS
 from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 
 class MLPParams(ModelParams):
-    hidden: list[PositiveInt] = Field(default_factory=list)
-    activation: Literal["relu", "leaky_relu"] = "relu"
-    leaky_slope: float = Field(0.02, ge=0, lt=1)
+    hidden: list[PositiveInt] = Field(
+        default_factory=list, description="hidden layer sizes; [] is the linear classifier")
+    activation: Literal["relu", "leaky_relu"] = Field("relu", description="hidden activation")
+    leaky_slope: float = Field(0.02, ge=0, lt=1, description="slope of leaky_relu below 0")
     keep: float = Field(1.0, gt=0, le=1, description="dropout keep probability, hidden layers")
-    batchnorm: bool = False
-    bn_placement: Literal["before", "after"] = "before"  # relative to the activation
-    bn_eps: float = Field(1e-5, gt=0)
+    batchnorm: bool = Field(False, description="batch norm in every hidden layer")
+    bn_placement: Literal["before", "after"] = Field(
+        "before", description="batch norm before or after the activation")
+    bn_eps: float = Field(1e-5, gt=0, description="added to the variance in batch norm")
     bn_alpha: float = Field(0.9, ge=0, lt=1, description="moving-average decay")
 
     def footprint(self, info):
@@ -35,11 +40,14 @@ class MLPParams(ModelParams):
 
 
 class MLP(Model):
-    def __init__(self, p: MLPParams, d_in: int, n_classes: int, dtype, rng):
+    def __init__(self, p: MLPParams, info: DataInfo, dtype, rng):
         super().__init__(make_loss(p), p.l2)
+        if len(info.input_shape) != 1 or "vocab" in info.meta:
+            raise UserError(f"model.type: mlp needs flat input vectors, but the dataset gives "
+                            f"examples of shape {info.input_shape}; use a model made for it")
         self.p = p
         init = make_init(p)
-        sizes = [d_in, *p.hidden, n_classes]
+        sizes = [int(info.input_shape[0]), *p.hidden, info.n_classes]
         self.n_layers = len(sizes) - 1
         for l in range(1, self.n_layers + 1):
             # W before b, as the hand-outs do, so a seed gives their initial weights.
@@ -51,70 +59,44 @@ class MLP(Model):
                 self.params[f"gamma{l}"] = np.ones(sizes[l], dtype=dtype)
                 self.params[f"beta{l}"] = np.zeros(sizes[l], dtype=dtype)
                 self.state |= batchnorm.init_state(f"bn{l}", sizes[l], dtype)
+        hidden = Block(p.activation, p.leaky_slope, p.keep, p.bn_placement, p.bn_eps,
+                       p.bn_alpha)
+        # Dropout acts on the input of every layer but the first (the hidden outputs).
+        self.blocks = [replace(hidden, keep=1.0 if l == 1 else p.keep,
+                               activation=hidden.activation if l < self.n_layers else None)
+                       for l in range(1, self.n_layers + 1)]
 
     def _bn_absorbs_bias(self, l) -> bool:
         # BN straight after the affine map subtracts the batch mean, so b_l cancels
         # (A3: "the biases are redundant"); beta_l takes its place.
         return self.p.batchnorm and self.p.bn_placement == "before" and l < self.n_layers
 
-
-
-    def _bn_forward(self, x, l, train):
-        if not self.p.batchnorm:
-            return x, None
+    def _bn(self, l):
         P = self.params
-        return batchnorm.batchnorm_forward(
-            x, P[f"gamma{l}"], P[f"beta{l}"], batchnorm.layer_state(self.state, f"bn{l}"),
-            train, self.p.bn_eps, self.p.bn_alpha)
+        if f"gamma{l}" not in P:
+            return None
+        return P[f"gamma{l}"], P[f"beta{l}"], batchnorm.layer_state(self.state, f"bn{l}")
 
     def forward(self, X, train, rng=None):
         caches, x = [], X
-        before = self.p.bn_placement == "before"
-        for l in range(1, self.n_layers):
-            x, c_aff = layers.affine_forward(x, self.params[f"W{l}"], self.params.get(f"b{l}"))
-            c_bn1 = c_bn2 = c_drop = None
-            if before:
-                x, c_bn1 = self._bn_forward(x, l, train)
-            x, c_act = layers.activation_forward(x, self.p.activation, self.p.leaky_slope)
-            if not before:
-                x, c_bn2 = self._bn_forward(x, l, train)
-            if train and self.p.keep < 1:
-                x, c_drop = layers.dropout_forward(x, self.p.keep, rng)
-            caches.append((c_aff, c_bn1, c_act, c_bn2, c_drop))
-        L = self.n_layers
-        scores, c_out = layers.affine_forward(x, self.params[f"W{L}"], self.params[f"b{L}"])
-        return scores, (caches, c_out)
+        for l, block in enumerate(self.blocks, 1):
+            x, c = dense_forward(x, self.params[f"W{l}"], self.params.get(f"b{l}"), block,
+                                 self._bn(l), train, rng)
+            caches.append(c)
+        return x, caches
 
     def backward(self, dscores, cache):
-        caches, c_out = cache
-        grads = {}
-        L = self.n_layers
-        if L == 1:
-            grads["W1"], grads["b1"] = layers.affine_backward_params(dscores, c_out)
-            return grads
-        dx, grads[f"W{L}"], grads[f"b{L}"] = layers.affine_backward(dscores, c_out)
-        for l in range(L - 1, 0, -1):
-            c_aff, c_bn1, c_act, c_bn2, c_drop = caches[l - 1]
-            if c_drop is not None:
-                dx = layers.dropout_backward(dx, c_drop)
-            if c_bn2 is not None:
-                dx, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(dx, c_bn2)
-            ds = layers.activation_backward(dx, c_act)
-            if c_bn1 is not None:
-                ds, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm.batchnorm_backward(ds, c_bn1)
-            if l > 1:
-                dx, grads[f"W{l}"], db = layers.affine_backward(ds, c_aff)
-            else:
-                grads["W1"], db = layers.affine_backward_params(ds, c_aff)
+        grads, d = {}, dscores
+        for l in range(self.n_layers, 0, -1):
+            d, grads[f"W{l}"], db, dgamma, dbeta = dense_backward(d, cache[l - 1], l > 1)
             if f"b{l}" in self.params:
                 grads[f"b{l}"] = db
+            if dgamma is not None:
+                grads[f"gamma{l}"], grads[f"beta{l}"] = dgamma, dbeta
         return grads
 
 
 @MODELS.register("mlp", MLPParams)
-def mlp(p: MLPParams, info, dtype, rng):
+def mlp(p: MLPParams, info: DataInfo, dtype, rng) -> MLP:
     """Fully connected network: hidden sizes, ReLU/LeakyReLU, batch norm, dropout; [] = linear."""
-    if len(info.input_shape) != 1 or "vocab" in info.meta:
-        raise UserError(f"model.type: mlp needs flat input vectors, but the dataset gives "
-                        f"examples of shape {info.input_shape}; use a model made for it")
-    return MLP(p, int(info.input_shape[0]), info.n_classes, dtype, rng)
+    return MLP(p, info, dtype, rng)

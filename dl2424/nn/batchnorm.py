@@ -181,19 +181,20 @@ def _centre(z, mu):
     return np.einsum("ij,ij->j", z, z)
 
 
-def rows_backward(dy, cache, cuts, run, then):
+def rows_backward(dy, cache, cuts, run, then, relu_done=False):
     """Gradients of rows_forward, in parts; dy (m, F) is overwritten with dz.
 
     then(i, dz_part) runs on part i's dz as soon as it is ready (the conv layer's own
-    backward), on the same thread. Returns (dgamma, dbeta, [then's results in part order]).
-    The cache is used up: its output buffer serves as scratch.
+    backward), on the same thread. relu_done: dy is already zero where the ReLU cut (a
+    max-pool after the ReLU did it on its smaller map). Returns (dgamma, dbeta, [then's
+    results in part order]). The cache is used up: its output buffer serves as scratch.
     """
     zc, y, gamma, inv_std, train, relu = cache
     N, parts = zc.shape[0], range(len(cuts))
 
     def sums(i):
         g, c = dy[cuts[i]], cuts[i]
-        if relu:
+        if relu and not relu_done:
             np.multiply(g, y[c] > 0, out=g)
         return channel_sums(g), np.einsum("ij,ij->j", g, zc[c])
 

@@ -9,7 +9,8 @@ there every pixel's channels are contiguous, so
   (n Ho Wo, kh kw C) matrix whose rows are receptive fields, and the convolution is one
   matmul with the filter matrix whose result *is* the NHWC output: no transposes;
 - dx at stride 1 is the convolution of the padded upstream gradient with the flipped,
-  transposed filters (the same im2col and one matmul); other strides add the columns back
+  transposed filters (the same im2col and a matmul), a few examples at a time so that each
+  block is still in the cache when the matmul reads it; other strides add the columns back
   with one strided slice per kernel offset (col2im);
 - the 2x2 stride-2 max-pool is a max of the two halves of a reshape along W, then along H,
   with the winner masks from the same comparisons; its backward writes each half in place.
@@ -123,11 +124,14 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
                         W_rows=None):
     """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
+    The backward pass reuses the im2col matrix for dW.
+
     Inputs:
     - x: (n, H, W, C) input
     - W: (F, C, kh, kw) filters; b: (F,) biases, or None
     - xp, cols, out: optional buffers for the padded input (zero border), the im2col
-      matrix and the (n, Ho, Wo, F) output; W_rows: filter_rows(W) if already made
+      matrix (n, Ho, Wo, kh, kw, C) and the (n, Ho, Wo, F) output; W_rows: filter_rows(W)
+      if already made
     Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
     n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
@@ -143,22 +147,35 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
-def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, scratch=None):
+
+
+def block(work, shape, dtype):
+    """A `shape` view of work["block"], a flat array grown as needed and kept in the dict
+    (one dict per thread: every layer's blocks reuse it); a new array when work is None."""
+    size = int(np.prod(shape))
+    if work is None:
+        return np.empty(shape, dtype)
+    flat = work.get("block")
+    if flat is None or flat.size < size or flat.dtype != dtype:
+        flat = work["block"] = np.empty(size, dtype)
+    return flat[:size].reshape(shape)
+
+
+def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, dpad=None, work=None):
     """Gradients of conv2d_nhwc_forward.
 
     Inputs:
     - dout: (n, Ho, Wo, F) upstream gradient
     - input_grad: False skips dx (the first layer, whose input is data) and returns None
-    - dx, scratch: see conv2d_nhwc_input_grad
+    - dx, dpad, work: see conv2d_nhwc_input_grad
     Returns (dx, dW, db); db is None when the forward pass had no bias.
     """
     shape, cols, W, has_bias, stride, pad = cache
-    d2 = dout.reshape(-1, W.shape[0])
-    dW = filter_gradient(filter_rows_grad(d2, cols), W.shape)
-    db = d2.sum(axis=0) if has_bias else None
+    dW = filter_gradient(filter_rows_grad(dout.reshape(-1, W.shape[0]), cols), W.shape)
+    db = dout.reshape(-1, W.shape[0]).sum(axis=0) if has_bias else None
     if not input_grad:
         return None, dW, db
-    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, scratch), dW, db
+    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, dpad, work), dW, db
 
 
 def filter_rows_grad(dout_rows, cols):
@@ -166,13 +183,14 @@ def filter_rows_grad(dout_rows, cols):
     return dout_rows.T @ cols.reshape(dout_rows.shape[0], -1)
 
 
-def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None, W_flip=None):
+def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, work=None,
+                           W_flip=None):
     """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
 
     At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
-    (W_flip: flipped_filter_matrix(W) if already made); else col2im of dout times the
-    filters. dx: optional output buffer; scratch: optional dict whose "dpad" and "dcols"
-    work arrays are reused across calls.
+    (W_flip: flipped_filter_matrix(W) if already made), in blocks as the forward pass; else
+    col2im of dout times the filters. dx: optional output buffer; dpad: optional buffer for
+    the padded dout (its zero border is kept); work: see `block`.
     """
     n, Ho, Wo, F = dout.shape
     kh, kw = W.shape[2:]
@@ -182,12 +200,19 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, scratch=None,
         dcols = dout.reshape(-1, F) @ filter_rows(W)
         return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
     tp, tq = kh - 1 - pad, kw - 1 - pad
-    dp = work_buffer(scratch, "dpad", (n, Ho + 2 * tp, Wo + 2 * tq, F), dout.dtype)
+    shape = (n, Ho + 2 * tp, Wo + 2 * tq, F)
+    dp = np.zeros(shape, dout.dtype) if dpad is None else dpad
     dp[:, tp : tp + Ho, tq : tq + Wo] = dout
-    dc = im2col_nhwc(dp, kh, kw, 1,
-                     work_buffer(scratch, "dcols", (*x_shape[:3], kh, kw, F), dout.dtype, False))
     W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
-    np.matmul(dc.reshape(-1, W_flip.shape[0]), W_flip, out=dx.reshape(-1, x_shape[3]))
+    # a few examples at a time (about 2 MB), so that the block is still in the cache when
+    # the product reads it
+    per_example = x_shape[1] * x_shape[2] * kh * kw * F * dout.itemsize
+    step = int(np.clip(2**21 // per_example, 1, n))
+    buf = block(work, (step, *x_shape[1:3], kh, kw, F), dout.dtype)
+    for s in range(0, n, step):
+        e = slice(s, min(s + step, n))
+        cols = im2col_nhwc(dp[e], kh, kw, 1, buf[: e.stop - s])
+        np.matmul(cols.reshape(-1, kh * kw * F), W_flip, out=dx[e].reshape(-1, x_shape[3]))
     return dx
 
 

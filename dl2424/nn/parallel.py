@@ -27,9 +27,9 @@ _threads: int | None = None
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, pool)
 
 
-def default_threads() -> int:
+def default_threads(environ=os.environ) -> int:
     """DL2424_THREADS if set, else every core up to two."""
-    env = os.environ.get("DL2424_THREADS", "").strip()
+    env = environ.get("DL2424_THREADS", "").strip()
     if not env:
         return min(N_PARTS, os.cpu_count() or 1)
     if not env.isdigit() or int(env) < 1:

@@ -14,7 +14,14 @@ from pathlib import Path
 from ..atomic import write_text
 from ..errors import UserError
 from .load import Run, is_run, read_run
-from .tables import Table, differing_keys, flatten, leaf_text, metric_columns, test_metrics
+from .tables import (
+    Table,
+    config_cell,
+    differing_keys,
+    flatten,
+    metric_columns,
+    test_metrics,
+)
 
 ASCENDING = ("loss", "cost", "wall_time_s")  # smaller is better; everything else: larger
 TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all of them
@@ -104,7 +111,7 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     for run, f in zip(runs, flat, strict=True):
         row = _at_row(run, at)
         t.rows.append([run.name if unique else run.id, run.status,
-                       *(_config_cell(f.get(k)) for k in keys),
+                       *(config_cell(f, k) for k in keys),
                        row.get("step"), row.get("epoch"), *(row.get(m) for m in metrics),
                        *(test_metrics(run, at) if test else ()),
                        run.summary.get("wall_time_s"), str(run.path)])
@@ -114,12 +121,6 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
         t.note += (f"; the terminal shows the {TERMINAL_KEYS} with the most distinct values, "
                    "--csv/--markdown write all")
     return sort_table(t, sort) if sort else t
-
-
-def _config_cell(v) -> str | None:
-    """A config value as text; None (shown as the one missing mark, empty in CSV) when the
-    run's config lacks the key or sets it to null."""
-    return None if v is None else leaf_text(v)
 
 
 def _cost_differs(runs: list[Run]) -> bool:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .figures import COLORS, SPLIT_COLOR, SPLIT_NAME, Plot, _read_predictions, _save
+from .. import rundir
+from .figures import COLORS, SPLIT_COLOR, SPLIT_NAME, Plot, _save
 from .load import Run
 from .tables import flatten, leaf_text
 
@@ -113,7 +114,7 @@ def loss_panels_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | 
 def true_class_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
     """The distribution of the probability given to the true class, all runs on one axis."""
     found = [(label, p) for run, label in zip(runs, labels, strict=True)
-             if (got := _read_predictions(run)) is not None for p in [got[0]]]
+             if (got := rundir.read_predictions(run.path)) is not None for p in [got[0]]]
     if not 2 <= len(found) <= len(COLORS):
         return None
     fig = Figure(figsize=(7.0, 3.8), layout="constrained")

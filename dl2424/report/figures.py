@@ -5,7 +5,6 @@ line styles mean splits (train dashed, validation solid), labels from the differ
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from pydantic import ValidationError
 
-from .. import schedules  # noqa: F401  (registers the schedules the lr plot redraws)
+from .. import rundir, schedules  # noqa: F401  (registers the schedules the lr plot redraws)
 from ..registry import SCHEDULES
 from .load import Run
 from .tables import per_class_series
@@ -73,20 +72,19 @@ def _legend(fig: Figure, ax, runs: list[Run], labels: list[str], extra=()) -> No
 
 def _split_lines(ax, runs: list[Run], metric: str, scale: float = 1.0) -> None:
     for i, run in enumerate(runs):
-        steps = [r["step"] for r in run.rows]
+        m = run.metrics
         for split in ("train", "val"):
-            y = [scale * r[f"{split}_{metric}"] for r in run.rows]
             color = SPLIT_COLOR[split] if len(runs) == 1 else _color(i)
-            ax.plot(steps, y, color=color, ls=SPLIT_STYLE[split], label=SPLIT_NAME[split],
-                    **_markers(run))
+            ax.plot(m["step"], scale * m[f"{split}_{metric}"], color=color,
+                    ls=SPLIT_STYLE[split], label=SPLIT_NAME[split], **_markers(run))
 
 
 def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> None:
     """Keep a diverging run (loss 1e28 at the end) from flattening every other curve:
     cap the y axis at `factor` times the largest first-evaluation value. The note saying
     so sits above the axes (right-aligned title), never over the curves."""
-    first = [run.rows[0][k] for run in runs for k in keys if math.isfinite(run.rows[0][k])]
-    values = [r[k] for run in runs for r in run.rows for k in keys]
+    first = [v for run in runs for v in run.metrics[keys].iloc[0] if math.isfinite(v)]
+    values = [v for run in runs for v in run.metrics[keys].to_numpy().ravel()]
     if not first:
         return
     cap = factor * max(first)
@@ -98,8 +96,9 @@ def _clip_blowup(ax, runs: list[Run], keys: list[str], factor: float = 10.0) -> 
 
 
 def _has_l2(runs: list[Run]) -> bool:
-    return any(abs(r["train_cost"] - r["train_loss"]) > 1e-12 for run in runs for r in run.rows
-               if "train_cost" in r)
+    return any("train_cost" in run.metrics
+               and (run.metrics["train_cost"] - run.metrics["train_loss"]).abs().max() > 1e-12
+               for run in runs)
 
 
 def loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
@@ -127,14 +126,12 @@ def accuracy_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
     _split_lines(ax, runs, "acc", scale=100)
     extra_handles, extra_keys = [], []
     for i, run in enumerate(runs):
-        steps = [r["step"] for r in run.rows]
-        for k in [k for k in run.rows[0] if k.startswith("val_") and k.endswith("_acc")
-                  and k != "val_acc"]:
+        m = run.metrics
+        for k in [k for k in m if k.startswith("val_") and k.endswith("_acc") and k != "val_acc"]:
             if k not in extra_keys:
                 extra_keys.append(k)
             color = COLORS[2] if len(runs) == 1 else _color(i)
-            ax.plot(steps, [100 * r[k] for r in run.rows], color=color, ls=":",
-                    label=k.replace("_", " "))
+            ax.plot(m["step"], 100 * m[k], color=color, ls=":", label=k.replace("_", " "))
         test = (run.summary.get("test") or {}).get("acc")
         if test is not None:
             color = COLORS[3] if len(runs) == 1 else _color(i)
@@ -260,7 +257,7 @@ def lr_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
         if curve is not None:
             ax.plot(*curve, color=color, label="η(t), from the config")
             values.extend(curve[1])
-        steps, logged = [r["step"] for r in run.rows], [r["lr"] for r in run.rows]
+        steps, logged = run.metrics["step"], list(run.metrics["lr"])
         ax.plot(steps, logged, "o", color=color, markersize=3, label="at evaluations (logged)",
                 ls="" if curve is not None else "-")
         values.extend(logged)
@@ -292,12 +289,12 @@ def lr_range_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | Non
     fig = Figure(figsize=CURVE_SIZE, layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for i, (run, label, info) in enumerate(tests):
-        lr = [r["lr"] for r in run.rows]
+        m = run.metrics
         for ax, metric, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
             for split in ("train", "val"):
                 color = SPLIT_COLOR[split] if len(tests) == 1 else _color(i)
                 name = SPLIT_NAME[split] if len(tests) == 1 else f"{label}: {SPLIT_NAME[split]}"
-                ax.plot(lr, [scale * r[f"{split}_{metric}"] for r in run.rows], color=color,
+                ax.plot(m["lr"], scale * m[f"{split}_{metric}"], color=color,
                         ls=SPLIT_STYLE[split], label=name, **_markers(run))
             for key, ls in (("eta_min", ":"), ("eta_max", "-.")):
                 v = _suggested(info, key)
@@ -509,8 +506,8 @@ def per_class_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | No
 
 def class_counts_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None:
     """Share of each class in the training set and in what the sampler drew (class_counts.json)."""
-    counted = [(run, label, run.extra("class_counts.json")) for run, label in
-               zip(runs, labels, strict=True) if run.file("class_counts.json").is_file()]
+    counted = [(run, label, run.extra(rundir.CLASS_COUNTS)) for run, label in
+               zip(runs, labels, strict=True) if run.file(rundir.CLASS_COUNTS).is_file()]
     if not counted:
         return None
     names = list((counted[0][2].get("train") or {}).keys()) or counted[0][0].class_names
@@ -599,19 +596,6 @@ def weights_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | None
 
 # ---------------------------------------------------------------------------- confidence
 
-def _read_predictions(run: Run) -> tuple[np.ndarray, np.ndarray] | None:
-    """(p_label, correct) per test example from predictions_test.csv, or None."""
-    f = run.file("predictions_test.csv")
-    if not f.is_file():
-        return None
-    with open(f, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return None
-    return (np.array([float(r["p_label"]) for r in rows]),
-            np.array([r["label"] == r["pred"] for r in rows]))
-
-
 LOSS_NAMES = {"softmax_ce": "softmax + cross-entropy loss",
               "bce": "sigmoid + binary cross-entropy (BCE) loss",
               "svm": "multi-class SVM (hinge) loss"}
@@ -627,7 +611,7 @@ def confidence_figure(runs: list[Run], labels: list[str], out: Path) -> Plot | N
     """Histograms of the probability given to the true class, for correctly and wrongly
     classified test examples (the A1 2022 bonus figure comparing softmax with BCE)."""
     found = [(run, lab, got) for run, lab in zip(runs, labels, strict=True)
-             if (got := _read_predictions(run)) is not None]
+             if (got := rundir.read_predictions(run.path)) is not None]
     if not found:
         return None
     fig = Figure(figsize=(4.6 * len(found) + 0.6, 4.0), layout="constrained")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import rundir
 from ..atomic import write_text
 from ..errors import UserError
 from .comparison import draw_comparison
@@ -104,7 +105,7 @@ def build_sections(runs: list[Run], labels: list[str], plots: list[Plot],
 
 
 def _overrides(run: Run) -> list[str]:
-    f = run.file("overrides.yaml")
+    f = run.file(rundir.OVERRIDES)
     try:
         items = yaml.safe_load(f.read_text(encoding="utf-8")) if f.is_file() else None
     except yaml.YAMLError:

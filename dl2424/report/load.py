@@ -6,23 +6,22 @@ is what `report` adds on top, since a report needs at least one evaluation to sh
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from .. import checkpoint, limits, rundir
+from ..build import build_model
 from ..data.bundle import DataInfo
 from ..errors import UserError
-from ..rundir import is_stale
+from ..rundir import is_run, is_stale, read_metrics
 
-REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
-TEXT_COLUMNS = ("step", "epoch", "lr", "loss", "smooth_loss")  # language models (seqtrain)
-RUN_MARKERS = ("config.yaml", "summary.json")
+__all__ = ["Run", "is_run", "read_metrics", "read_run", "require_metrics"]
 
 
 @dataclass
@@ -60,6 +59,11 @@ class Run:
     def model(self) -> str:
         return _type_of(self.config.get("model")) or self.summary.get("model") or "?"
 
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """The complete rows of metrics.csv as a table, a column per metric."""
+        return pd.DataFrame(self.rows)
+
     @property
     def final(self) -> dict | None:
         return self.rows[-1] if self.rows else None
@@ -89,25 +93,17 @@ class Run:
 
     def confusion(self, split: str) -> tuple[list[str], np.ndarray] | None:
         """(class names, K x K counts) of confusion_<split>.csv, or None."""
-        f = self.file(f"confusion_{split}.csv")
+        f = rundir.confusion_file(self.path, split)
         return _read_confusion(f) if f.is_file() else None
 
     def confusion_at(self, step: int) -> np.ndarray | None:
         """The kept validation confusion of evaluation step `step`, or None."""
-        f = self.file(f"confusion/val_step{step}.csv")
+        f = rundir.kept_confusion_file(self.path, step)
         return _read_confusion(f)[1] if f.is_file() else None
 
     def confusions_over_training(self) -> list[tuple[int, np.ndarray]]:
         """(step, K x K counts) of every kept confusion/val_step<k>.csv, by step."""
-        folder = self.file("confusion")
-        if not folder.is_dir():
-            return []
-        found = []
-        for f in folder.glob("val_step*.csv"):
-            step = f.stem.removeprefix("val_step")
-            if step.isdigit():
-                found.append((int(step), _read_confusion(f)[1]))
-        return sorted(found, key=lambda t: t[0])
+        return [(step, _read_confusion(f)[1]) for step, f in rundir.kept_confusions(self.path)]
 
     def extra(self, name: str):
         """A JSON file some runs add (lr_range.json, gradcheck.json, class_counts.json)."""
@@ -115,17 +111,21 @@ class Run:
         return _read_json(f) if f.is_file() else None
 
     def linear_weights(self) -> tuple[np.ndarray, str] | None:
-        """(W of shape (3072, K), source file) for a linear CIFAR classifier, else None."""
-        model = self.config.get("model") or {}
+        """(W of shape (3072, K), source file) for a linear CIFAR classifier, else None. The
+        model decides: a linear classifier is one whose only weight (its `decay` list)
+        maps the flat image to the K scores."""
         image = (self.info.get("meta") or {}).get("image_shape")
-        if model.get("type") != "mlp" or model.get("hidden") != [] or image != [3, 32, 32]:
+        saved = [n for n in (rundir.CHECKPOINT, rundir.BEST) if self.file(n).is_file()]
+        if image != [3, 32, 32] or not saved:
             return None
-        for name in ("checkpoint.npz", "best.npz"):
-            if self.file(name).is_file():
-                W = checkpoint.load(self.file(name)).params.get("W1")
-                if W is not None and W.shape[0] == 3 * 32 * 32:
-                    return W, name
-        return None
+        try:
+            model = build_model(rundir.load_run_config(self.path), rundir.load_info(self.path))
+        except (UserError, OSError, ValueError, KeyError, TypeError):
+            return None
+        K = len(self.class_names)
+        if len(model.decay) != 1 or model.params[model.decay[0]].shape != (3 * 32 * 32, K):
+            return None
+        return checkpoint.load(self.file(saved[0])).params[model.decay[0]], saved[0]
 
 
 def _type_of(section) -> str | None:
@@ -162,36 +162,6 @@ def _read_confusion(f: Path) -> tuple[list[str], np.ndarray]:
     return names, matrix
 
 
-def read_metrics(f: Path) -> tuple[list[dict], bool]:
-    """Complete rows of metrics.csv (step as int, the rest float) and whether a partial
-    last line was dropped. A row is complete when its line ends in a newline and it has
-    every column: the trainer writes the file atomically, other writers might not."""
-    try:
-        text = limits.read_text(f, "metrics table", limits.TABLE_CAP)
-    except UnicodeDecodeError as e:
-        raise UserError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start}); the file is "
-                        "corrupt") from None
-    lines = text.split("\n")
-    partial = lines.pop() != ""  # text after the last newline: an unfinished line
-    reader = csv.DictReader(lines)
-    rows = []
-    for lineno, r in enumerate(reader, start=2):
-        if None in r or any(v in (None, "") for v in r.values()):
-            partial = True
-            break
-        try:
-            rows.append({k: (int(v) if k == "step" else float(v)) for k, v in r.items()})
-        except ValueError:
-            raise UserError(f"{f}: line {lineno} holds a value that is not a number; the "
-                            "file is corrupt (delete the bad line or retrain)") from None
-    required = TEXT_COLUMNS if "smooth_loss" in (reader.fieldnames or ()) else REQUIRED_COLUMNS
-    missing = [c for c in required if reader.fieldnames and c not in reader.fieldnames]
-    if missing:
-        raise UserError(f"{f}: missing column(s) {', '.join(missing)}; not a dl2424 "
-                        "metrics file")
-    return rows, partial
-
-
 SECTIONS = ("data", "model", "optimizer", "schedule", "sampler", "train")
 
 
@@ -208,10 +178,6 @@ def _sections(config: dict, f: Path) -> dict:
     return out
 
 
-def is_run(path: Path) -> bool:
-    return path.is_dir() and any((path / m).is_file() for m in RUN_MARKERS)
-
-
 def read_run(path: Path) -> Run:
     """Everything a report or a table needs from one run folder."""
     path = Path(path)
@@ -223,23 +189,23 @@ def read_run(path: Path) -> Run:
         raise UserError(f"{path}: not a run folder (it has no config.yaml or summary.json); "
                         "give a folder that `dl2424 train` made, e.g. runs/<time>-<name>")
     config = {}
-    if (path / "config.yaml").is_file():
-        config = _sections(_read_mapping(path / "config.yaml", yaml.safe_load),
-                           path / "config.yaml")
-    summary = rundir.read_summary(path) if (path / "summary.json").is_file() else {}
+    if (path / rundir.CONFIG).is_file():
+        config = _sections(_read_mapping(path / rundir.CONFIG, yaml.safe_load),
+                           path / rundir.CONFIG)
+    summary = rundir.read_summary(path) if (path / rundir.SUMMARY).is_file() else {}
     info = {}
-    if (path / "data.json").is_file():
-        info = _read_mapping(path / "data.json", json.loads)
-        DataInfo.from_json(info, str(path / "data.json"))  # damage is a UserError here
+    if (path / rundir.DATA).is_file():
+        info = _read_mapping(path / rundir.DATA, json.loads)
+        DataInfo.from_json(info, str(path / rundir.DATA))  # damage is a UserError here
     rows, truncated = [], False
-    if (path / "metrics.csv").is_file():
-        rows, truncated = read_metrics(path / "metrics.csv")
+    if (path / rundir.METRICS).is_file():
+        rows, truncated = read_metrics(path / rundir.METRICS)
     return Run(path, config, summary, info, rows, truncated)
 
 
 def require_metrics(run: Run) -> Run:
     """A report needs at least one evaluation; say clearly why a run has none."""
-    f = run.file("metrics.csv")
+    f = run.file(rundir.METRICS)
     if not f.is_file():
         raise UserError(f"{run.path}: no metrics.csv yet (status: {run.status}); the run has "
                         "not reached its first evaluation. Wait for it, or train again")

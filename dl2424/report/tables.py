@@ -7,13 +7,12 @@ A `Table` holds raw values; each output (Markdown, HTML, CSV, rich) formats them
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from rich.markup import escape
 from rich.table import Table as RichTable
 
@@ -52,14 +51,14 @@ class Table:
             out += ["", f"*{self.note}*"]
         return "\n".join(out) + "\n"
 
+    def frame(self) -> pd.DataFrame:
+        """The raw values as a DataFrame (a missing value is None/NaN)."""
+        return pd.DataFrame(self.rows, columns=self.columns, dtype=object)
+
     def to_csv(self) -> str:
         """Raw values (fractions, not percent), so that the file can be analysed further;
-        a missing value (absent, null, NaN) is always an empty cell."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.columns)
-        w.writerows([["" if _missing(v) else v for v in r] for r in self.rows])
-        return buf.getvalue()
+        a missing value is an empty field."""
+        return self.frame().to_csv(index=False, lineterminator="\n", na_rep="")
 
     def shown(self, width: int | None = None, wide: bool = False,
               columns: list[str] | None = None) -> list[int]:
@@ -187,6 +186,13 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def config_cell(flat: dict, key: str) -> str | None:
+    """A config value as text; None (shown as the one missing mark, empty in CSV) when the
+    run's config lacks the key or sets it to null."""
+    v = flat.get(key)
+    return None if v is None else leaf_text(v)
+
+
 def leaf_text(v) -> str:
     """A config value as YAML would print it: null, true, [50, 50]."""
     if isinstance(v, list):
@@ -218,7 +224,8 @@ def run_labels(runs: list[Run]) -> list[str]:
     if len(set(short.values())) < len(keys):
         short = {k: k for k in keys}
     flat = [flatten(r.config) for r in runs]
-    labels = [", ".join(f"{short[k]}={leaf_text(f.get(k, '—'))}" for k in keys) for f in flat]
+    labels = [", ".join(f"{short[k]}={config_cell(f, k) or MISSING}" for k in keys)
+              for f in flat]
     if len(set(labels)) < len(labels):
         labels = [f"{lab} ({r.id})" for lab, r in zip(labels, runs, strict=True)]
     return labels
@@ -234,7 +241,7 @@ def config_table(runs: list[Run], labels: list[str]) -> list[Table]:
     same = [k for k in flat[0] if k not in diff and k != "name"]
     return [
         Table("hyper-parameters that differ", ["key", *labels],
-              [[k, *(leaf_text(f.get(k, "—")) for f in flat)] for k in diff],
+              [[k, *(config_cell(f, k) for f in flat)] for k in diff],
               note="" if diff else "the runs have identical configs"),
         Table("hyper-parameters shared by all runs", ["key", "value"],
               [[k, leaf_text(flat[0][k])] for k in same]),

@@ -24,13 +24,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import experiment, rundir
+from .. import experiment, rundir, settings
 from ..config import apply_overrides, validate
 from ..errors import UserError
 from ..trainer import StopFlag
 
 # the BLAS libraries' thread counts, and the image ConvNet's own (dl2424.nn.parallel)
-BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "DL2424_THREADS")
+BLAS_VARS = (*settings.BLAS_VARS, settings.THREADS)
 CLUSTER_HINT = "install with pip install dl2424[cluster]"
 
 
@@ -133,7 +133,6 @@ def run_trial(task: TrialTask) -> dict:
     """One trial as an ordinary run. Returns {trial, status: ok|failed|pending, best,
     final (the metric in the best-val-acc row and in the last row), run, error, wall_s}."""
     t0 = time.perf_counter()
-    _STOP.signum = None  # a ^C that stopped this worker's previous trial stops only that one
     data_dir, runs_dir = Path(task.data_dir), Path(task.runs_dir)
     try:
         done = _completed(Path(task.resume_run)) if task.resume_run else None

@@ -242,11 +242,11 @@ def _resumable(sweep: Sweep, t: Trial) -> str | None:
         run = find_run(sweep.path / "runs", sweep.run_name(t))
         if run is None:
             return None
-        if not (run / "checkpoint.npz").is_file():
+        if not (run / rundir.CHECKPOINT).is_file():
             if rundir.trained_by(run) is None:
                 shutil.rmtree(run, ignore_errors=True)
             return None
-    if not (run / "checkpoint.npz").is_file() or not (run / "summary.json").is_file():
+    if not (run / rundir.CHECKPOINT).is_file() or not (run / rundir.SUMMARY).is_file():
         return None
     try:
         status = rundir.read_summary(run).get("status")
