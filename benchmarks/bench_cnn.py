@@ -10,7 +10,11 @@ counts the products only (convolutions forward, dW and dx except for the first l
 fc layers: BN, pooling and activations count as zero work); "of peak" relates it to a
 2048^3 float32 matmul measured here with the same number of threads.
 
+On a busy machine `--clock cpu --threads 1` is the steadier comparison (this process's CPU
+time; at 2 threads CPU time adds up both threads and says nothing about the wall time).
+
     .venv/bin/python benchmarks/bench_cnn.py [--repeats 5] [--threads 1 2] [--rows 0 4]
+                                             [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
-from common import matmul_peak_gflops, seconds_per_call, torch_or_none  # noqa: E402
+from common import matmul_peak_gflops, seconds_per_call, timer, torch_or_none  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -58,6 +62,8 @@ def parse():
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is shown")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="thread counts to compare (default 1 2)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall time, or this process's CPU time (steadier at 1 thread)")
     ap.add_argument("--rows", type=int, nargs=2, default=[0, len(ROWS) - 1],
                     metavar=("FIRST", "LAST"), help="which rows of the table (0-based)")
     return ap.parse_args()
@@ -147,7 +153,8 @@ def time_row(label, keys, n, number, opts, torch):
     for round_ in range(opts.repeats + 1):  # round 0 warms caches, allocators and pools
         for (lib, t), step in sorted(steps.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             set_threads(torch, t)
-            ms = 1e3 * seconds_per_call(step, 1, number, 1 if round_ == 0 else 0)[0]
+            ms = 1e3 * seconds_per_call(step, 1, number, 1 if round_ == 0 else 0,
+                                        timer(opts))[0]
             if round_:
                 times[lib, t].append(ms)
     return {key: statistics.median(v) for key, v in times.items()}, matmul_flops(model, n)
@@ -161,7 +168,7 @@ def main():
         set_threads(torch, t)
         peaks[t] = matmul_peak_gflops(np.float32)
     table = Table(title="ms per cnn update (float32, Adam, fixed batch), median of "
-                        f"{opts.repeats} interleaved rounds, wall clock")
+                        f"{opts.repeats} interleaved rounds, {opts.clock} clock")
     for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio", "GFLOP/s",
                 "of peak"):
         table.add_column(col, justify="left" if col == "network" else "right")

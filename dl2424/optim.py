@@ -35,6 +35,8 @@ class RMSPropParams(AdaGradParams):
 
 
 class Optimizer:
+    """An update rule; a subclass registers itself in OPTIMIZERS, built as Cls(params)."""
+
     def __init__(self, p):
         self.p = p
         self.state: dict[str, np.ndarray] = {}
@@ -53,13 +55,19 @@ class Optimizer:
         raise NotImplementedError
 
 
+@OPTIMIZERS.register("sgd", SGDParams)
 class SGD(Optimizer):
+    """Plain mini-batch gradient descent: w <- w - lr dw."""
+
     def update(self, key, w, dw, lr):
         w -= lr * dw
 
 
+@OPTIMIZERS.register("momentum", MomentumParams)
 class Momentum(Optimizer):
-    # v <- rho v + lr dw; w <- w - v   (A2 2017 hand-out form)
+    """SGD with momentum rho: v <- rho v + lr dw, w <- w - v."""
+
+    # (A2 2017 hand-out form)
     def update(self, key, w, dw, lr):
         v = self.slot("v", key, w)
         v *= w.dtype.type(self.p.rho)
@@ -67,7 +75,10 @@ class Momentum(Optimizer):
         w -= v
 
 
+@OPTIMIZERS.register("nesterov", MomentumParams)
 class Nesterov(Optimizer):
+    """Nesterov accelerated gradient with momentum rho."""
+
     # Sutskever et al. 2013 in the "look-ahead" form of CS231n's optim.py:
     # v' = rho v - lr dw;  w <- w - rho v + (1 + rho) v'
     def update(self, key, w, dw, lr):
@@ -79,7 +90,10 @@ class Nesterov(Optimizer):
         w += (1 + rho) * v - rho * v_prev
 
 
+@OPTIMIZERS.register("adam", AdamParams)
 class Adam(Optimizer):
+    """Adam (beta1, beta2, eps) with bias correction."""
+
     # Kingma & Ba 2015, Algorithm 1, bias-corrected moments.
     def step(self, params, grads, lr):
         t = self.state.setdefault("t", np.zeros((), dtype=np.int64))
@@ -107,7 +121,10 @@ def _scaled_step(w, dw, m, lr, eps, buf):
     w -= buf
 
 
+@OPTIMIZERS.register("adagrad", AdaGradParams)
 class AdaGrad(Optimizer):
+    """AdaGrad (A4): per-weight steps lr / sqrt(sum of squared gradients + eps)."""
+
     # A4 hand-out: m <- m + g^2;  w <- w - lr g / sqrt(m + eps)
     def update(self, key, w, dw, lr):
         m, buf = self.slot("m", key, w), self._buf(w)
@@ -122,7 +139,10 @@ class AdaGrad(Optimizer):
         return b
 
 
+@OPTIMIZERS.register("rmsprop", RMSPropParams)
 class RMSProp(AdaGrad):
+    """RMSProp: steps lr / sqrt(running average of squared gradients (gamma) + eps)."""
+
     # m <- gamma m + (1 - gamma) g^2;  w <- w - lr g / sqrt(m + eps)
     def update(self, key, w, dw, lr):
         m, buf = self.slot("m", key, w), self._buf(w)
@@ -131,39 +151,3 @@ class RMSProp(AdaGrad):
         buf *= w.dtype.type(1 - self.p.gamma)
         m += buf
         _scaled_step(w, dw, m, lr, w.dtype.type(self.p.eps), buf)
-
-
-@OPTIMIZERS.register("sgd", SGDParams)
-def sgd(p):
-    """Plain mini-batch gradient descent: w <- w - lr dw."""
-    return SGD(p)
-
-
-@OPTIMIZERS.register("momentum", MomentumParams)
-def momentum(p):
-    """SGD with momentum rho: v <- rho v + lr dw, w <- w - v."""
-    return Momentum(p)
-
-
-@OPTIMIZERS.register("nesterov", MomentumParams)
-def nesterov(p):
-    """Nesterov accelerated gradient with momentum rho."""
-    return Nesterov(p)
-
-
-@OPTIMIZERS.register("adam", AdamParams)
-def adam(p):
-    """Adam (beta1, beta2, eps) with bias correction."""
-    return Adam(p)
-
-
-@OPTIMIZERS.register("adagrad", AdaGradParams)
-def adagrad(p):
-    """AdaGrad (A4): per-weight steps lr / sqrt(sum of squared gradients + eps)."""
-    return AdaGrad(p)
-
-
-@OPTIMIZERS.register("rmsprop", RMSPropParams)
-def rmsprop(p):
-    """RMSProp: steps lr / sqrt(running average of squared gradients (gamma) + eps)."""
-    return RMSProp(p)

@@ -165,6 +165,7 @@ def test_runs_table_skips_non_runs_and_flags_unreadable(sweep, tmp_path):
     assert by_run[names.name][col("dataset"):col("model") + 1] == ["names", "charcnn"]
     best = max(r["val_acc"] for r in rundir.read_rows(names / "metrics.csv"))
     assert by_run[names.name][t.columns.index("best val_acc")] == best
+    assert not any(c.startswith("lowest") for c in t.columns)  # no language model here
     missing = invoke("runs", "--runs-dir", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "no such folder" in missing.output
 

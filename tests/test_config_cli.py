@@ -87,3 +87,12 @@ def test_config_show_writes_the_readme_key_table(tmp_path):
     bad.write_text("no markers\n")
     r = runner.invoke(app, ["config", "show", "--readme", str(bad)])
     assert r.exit_code == 2 and "markers" in r.output and bad.read_text() == "no markers\n"
+
+
+def test_config_show_readme_missing_file_is_one_error_line(tmp_path):
+    missing = tmp_path / "NO_README.md"
+    r = runner.invoke(app, ["config", "show", "--readme", str(missing)])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "NO_README.md" in lines[0]
+    assert "Traceback" not in r.output and not missing.exists()

@@ -294,6 +294,9 @@ def test_lines_from_a_file_end_with_eos_and_are_capped(tmp_path):
     run = train(tmp_path, cfg)
     res = runner.invoke(app, ["generate", "--run", str(run), "--count", "3", "--length", "10"])
     assert res.exit_code == 0 and len(res.output.splitlines()) == 3
+    assert runner.invoke(app, ["report", str(run)]).exit_code == 0
+    shown = (run / "report" / "report.md").read_text().split("```text\n")[1].split("\n```")[0]
+    assert len(shown.split("\n")) == 20  # a model of lines: 20 lines, not one long passage
 
 
 @pytest.mark.parametrize("cfg_change,message", [
@@ -312,3 +315,18 @@ def test_text_keys_are_refused_for_classifiers(env):
     res = runner.invoke(app, ["train", str(cfg), "--set", "train.clip=5",
                               "--runs-dir", str(env / "runs")])
     assert res.exit_code == 2 and "train.clip: applies to text models only" in res.output
+
+
+def test_runs_listing_shows_a_language_models_lowest_losses(tmp_path):
+    from dl2424.report import runs_table
+
+    run = train(tmp_path, config(tmp_path, **{"data.val_fraction": 0.2, "train.val_every": 20}))
+    rows = read_rows(run / "metrics.csv")
+    t = runs_table([tmp_path / "runs"])
+    assert "best val_acc" in t.columns  # a classifier's column stays, empty for a text run
+    row = dict(zip(t.columns, t.rows[0], strict=True))
+    assert row["best val_acc"] is None
+    assert row["lowest smooth_loss"] == min(r["smooth_loss"] for r in rows)
+    assert row["lowest val_loss"] == np.nanmin([r["val_loss"] for r in rows])
+    res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs"), "--wide"])
+    assert res.exit_code == 0 and f"{row['lowest val_loss']:.4f}" in res.output

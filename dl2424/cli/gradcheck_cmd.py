@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -74,14 +75,29 @@ def _check_options(**values) -> None:
             raise UserError(f"{flag}: {value:g} is not allowed; give {need}")
 
 
+class Against(StrEnum):
+    numerical = "numerical"
+    torch = "torch"
+
+
+class At(StrEnum):
+    generic = "generic"
+    init = "init"
+
+
+class Method(StrEnum):
+    centred = "centred"
+    forward = "forward"
+
+
 @app.command()
 def gradcheck(
     config: Configs = None,
     set_: Overrides = None,
     more: MoreConfigs = None,
-    against: Annotated[str, typer.Option(
+    against: Annotated[Against, typer.Option(
         help="numerical (finite differences) or torch (PyTorch autograd in float64, "
-             "needs the torch extra).")] = "numerical",
+             "needs the torch extra).")] = Against.numerical,
     n: Annotated[int | None, typer.Option(
         "--n", help="Examples in the batch; default 2, or 4 with batch norm (on two examples "
                     "BN is ill-conditioned), 8 against torch.")] = None,
@@ -90,11 +106,11 @@ def gradcheck(
     crop: Annotated[int, typer.Option(
         help="Centre crop of CROP x CROP pixels for image ConvNets, or the smallest larger "
              "one the network accepts (0 = whole images).")] = 8,
-    at: Annotated[str, typer.Option(
+    at: Annotated[At, typer.Option(
         help="generic: move exact zeros and ties of the initial weights by a small seeded "
-             "jitter, off the kinks; init: the initial weights as they are.")] = "generic",
-    method: Annotated[str, typer.Option(
-        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = "centred",
+             "jitter, off the kinks; init: the initial weights as they are.")] = At.generic,
+    method: Annotated[Method, typer.Option(
+        help="centred (ComputeGradsNumSlow) or forward (ComputeGradsNum).")] = Method.centred,
     h: Annotated[float | None, typer.Option(
         "--h", help="Finite-difference step for every parameter; default: per parameter, "
                     "1e-3 of its size, at most 1e-5.")] = None,
@@ -117,20 +133,15 @@ def gradcheck(
     parameter; exit 1 when a parameter disagrees."""
     progress = _LateProgress()
     with user_errors():
-        for name, value, choices in (("--against", against, ("numerical", "torch")),
-                                     ("--at", at, ("generic", "init")),
-                                     ("--method", method, ("centred", "forward"))):
-            if value not in choices:
-                raise UserError(f"{name}: {value!r} is not one of {', '.join(choices)}")
         _check_options(n=n, dims=dims, crop=crop, h=h, tol=tol, eps=eps, atol=atol,
                        max_entries=max_entries)
         exp = _experiment(configs_of(config, more), set_ or [])
         data = load_dataset(exp.data, settings(data_dir).data_dir, np.float64)
-        opts = Options(method=method, h=h, tol=tol, eps=eps, atol=atol,
-                       max_entries=max_entries, at=at)
+        opts = Options(method=method.value, h=h, tol=tol, eps=eps, atol=atol,
+                       max_entries=max_entries, at=at.value)
         try:
             reports = run_gradcheck(exp, data, n=n, dims=dims or None, crop=crop or None,
-                                    against=against, opts=opts, progress=progress)
+                                    against=against.value, opts=opts, progress=progress)
         finally:
             progress.close()
     for rep in reports:

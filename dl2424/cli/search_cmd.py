@@ -92,6 +92,13 @@ def search(
         backend = open_backend(workers, scheduler, cluster)
     console.print(f"sweep [bold]{escape(str(sw.path))}[/]: {todo} of {len(sw.trials)} trials "
                   f"to run on {backend.describe()}", highlight=False)
+    session = _run(sw, backend, root, fail_fast)
+    _results(sw, session)
+
+
+def _run(sw: sweeps.Sweep, backend, root: Path, fail_fast: bool) -> dict:
+    """The sweep, one line per finished trial; ^C or SIGTERM stops it (trials checkpoint)
+    with exit 128 + the signal."""
     received = []  # SIGTERM stops the sweep as ^C does: trials checkpoint, exit 143
 
     def on_signal(signum, frame):
@@ -101,11 +108,11 @@ def search(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     with user_errors():  # a full disk or a read-only sweep folder: one message, exit 2
         try:
-            session = sweeps.run(sw, backend, root, fail_fast,
-                                 on_done=lambda t: console.print(_trial_line(sw, t),
-                                                                 highlight=False),
-                                 on_note=lambda s: err_console.print(s, highlight=False,
-                                                                     markup=False))
+            return sweeps.run(sw, backend, root, fail_fast,
+                              on_done=lambda t: console.print(_trial_line(sw, t),
+                                                              highlight=False),
+                              on_note=lambda s: err_console.print(s, highlight=False,
+                                                                  markup=False))
         except sweeps.SweepInterrupted:
             err_console.print(f"interrupted; finish with: dl2424 search --resume {sw.path}",
                               highlight=False, markup=False)
@@ -116,6 +123,10 @@ def search(
             finally:
                 for s, h in previous.items():
                     signal.signal(s, h)
+
+
+def _results(sw: sweeps.Sweep, session: dict) -> None:
+    """The top trials, the plots, the counts; exit 1 unless every trial is ok."""
     console.print(top_table(sw))
     from ..search.plot import plot_sweep  # matplotlib loads only when plotting
 

@@ -93,7 +93,7 @@ class CharCNN(Model):
         h = X
         for l, spec in enumerate(self.specs, 1):
             F, b = self.params[f"F{l}"], self.params.get(f"b{l}")
-            geometry = (spec.stride, spec.padding, spec.dilation)
+            geometry = (spec.stride, spec.pad, spec.dilation)
             if l == 1:
                 h, conv_cache = cc.onehot_conv_forward(h, F, b, *geometry)
             else:

@@ -1,14 +1,15 @@
 """1-D convolutions of the character ConvNet (DD2424 Assignment 3, 2020: surnames).
 
 The fast path, batched, no per-example loops (the hand-out's matrix formulation, MF and
-MX, is its reference and test oracle in charconv_ref.py). A batch of names is an integer matrix
-   (n, n_len) of character indices in [0, d), padded with d (an all-zero column).
-   Activations are (n, length, channels), channels last, and filters are (k, c_in, c_out),
-   so F.reshape(k * c_in, c_out)[:, i] == vec(F_handout[:, :, i]) and flattening an
-   activation row-major gives the hand-out's vec(X^(l)).
+MX, is its reference and test oracle in charconv_ref.py). A batch of names is an integer
+matrix (n, n_len) of character indices in [0, d), padded with d (an all-zero column).
+Activations are (n, length, channels), channels last, and filters are (k, c_in, c_out), so
+F.reshape(k * c_in, c_out)[:, i] == vec(F_handout[:, :, i]) and flattening an activation
+row-major gives the hand-out's vec(X^(l)).
 
 Every layer takes stride, zero padding and dilation: window j reads the input columns
-j * stride + t * dilation - padding, t = 0..k-1 (columns outside the input are zero).
+j * stride + t * dilation - pad, t = 0..k-1 (columns outside the input are zero). The
+words are those of conv2d.py: k (kernel width), stride, pad.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class ConvSpec:
     """How one conv layer slides, plus the optional max-pool after its ReLU (pool=1: none)."""
 
     stride: int = 1
-    padding: int = 0
+    pad: int = 0
     dilation: int = 1
     pool: int = 1
     pool_stride: int | None = None  # None: equal to pool (non-overlapping windows)
@@ -38,9 +39,9 @@ class ConvSpec:
         return self.pool_stride or self.pool
 
 
-def conv_length(n_len, k, stride=1, padding=0, dilation=1):
+def conv_length(n_len, k, stride=1, pad=0, dilation=1):
     """Number of output positions of a conv over n_len input columns."""
-    return (n_len + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    return (n_len + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
 def pool_length(n_len, width, stride):
@@ -49,7 +50,7 @@ def pool_length(n_len, width, stride):
 
 def layer_length(n_len, k, spec: ConvSpec):
     """Output length of conv + ReLU + pool."""
-    n_out = conv_length(n_len, k, spec.stride, spec.padding, spec.dilation)
+    n_out = conv_length(n_len, k, spec.stride, spec.pad, spec.dilation)
     return pool_length(n_out, spec.pool, spec.pool_step) if spec.pool > 1 else n_out
 
 
@@ -58,9 +59,9 @@ def layer_length(n_len, k, spec: ConvSpec):
 
 
 @lru_cache(maxsize=64)
-def _window_columns(n_len, k, stride, padding, dilation):
+def _window_columns(n_len, k, stride, pad, dilation):
     """(n_out, k) column of the zero-padded input read by offset t of window j."""
-    n_out = conv_length(n_len, k, stride, padding, dilation)
+    n_out = conv_length(n_len, k, stride, pad, dilation)
     cols = np.arange(n_out)[:, None] * stride + np.arange(k) * dilation
     cols.flags.writeable = False
     return cols
@@ -78,7 +79,7 @@ def _csr_frame(n_rows, k, d, dtype):
     return indptr, ones, offsets
 
 
-def onehot_im2col(idx, k, d, stride=1, padding=0, dilation=1, dtype=np.float64):
+def onehot_im2col(idx, k, d, stride=1, pad=0, dilation=1, dtype=np.float64):
     """The im2col matrix of one-hot names, as a sparse CSR matrix (the hand-out's tip:
     the input's MX is sparse, k non-zeros per row).
 
@@ -91,15 +92,15 @@ def onehot_im2col(idx, k, d, stride=1, padding=0, dilation=1, dtype=np.float64):
     - A: CSR (n * n_out, k * (d + 1))
     """
     n, n_len = idx.shape
-    cols = _window_columns(n_len, k, stride, padding, dilation)
+    cols = _window_columns(n_len, k, stride, pad, dilation)
     indptr, ones, offsets = _csr_frame(n * cols.shape[0], k, d, np.dtype(dtype))
-    if padding:
-        idx = np.pad(idx, ((0, 0), (padding, padding)), constant_values=d)
+    if pad:
+        idx = np.pad(idx, ((0, 0), (pad, pad)), constant_values=d)
     code = idx[:, cols] + offsets
     return sp.csr_matrix((ones, code.reshape(-1), indptr), shape=(indptr.size - 1, k * (d + 1)))
 
 
-def onehot_conv_forward(idx, F, b=None, stride=1, padding=0, dilation=1):
+def onehot_conv_forward(idx, F, b=None, stride=1, pad=0, dilation=1):
     """First conv layer on integer-coded one-hot names: for each window, the sum over its
     k offsets of the filter rows of the characters there, as one sparse product.
 
@@ -112,7 +113,7 @@ def onehot_conv_forward(idx, F, b=None, stride=1, padding=0, dilation=1):
     - cache: for onehot_conv_backward
     """
     k, d, m = F.shape
-    A = onehot_im2col(idx, k, d, stride, padding, dilation, F.dtype)
+    A = onehot_im2col(idx, k, d, stride, pad, dilation, F.dtype)
     table = np.zeros((k, d + 1, m), dtype=F.dtype)  # row d of each block: the padding
     table[:, :d] = F
     out = A @ table.reshape(-1, m)
@@ -130,10 +131,10 @@ def onehot_conv_backward(dout, cache):
     return dtable[:, :d], dout2.sum(axis=0) if has_bias else None
 
 
-def im2col(x, k, stride=1, padding=0, dilation=1):
+def im2col(x, k, stride=1, pad=0, dilation=1):
     """Windows of x (n, L, c) as rows: (n * n_out, k * c), row (b, j) = x[b, window j]."""
-    if padding:
-        x = np.pad(x, ((0, 0), (padding, padding), (0, 0)))
+    if pad:
+        x = np.pad(x, ((0, 0), (pad, pad), (0, 0)))
     n, L, c = x.shape
     n_out = conv_length(L, k, stride, 0, dilation)
     s0, s1, s2 = x.strides
@@ -142,7 +143,7 @@ def im2col(x, k, stride=1, padding=0, dilation=1):
     return wins.reshape(n * n_out, k * c)
 
 
-def conv_forward(x, F, b=None, stride=1, padding=0, dilation=1):
+def conv_forward(x, F, b=None, stride=1, pad=0, dilation=1):
     """A conv layer on dense activations: im2col, then one matmul for the whole batch.
 
     Inputs:
@@ -154,28 +155,28 @@ def conv_forward(x, F, b=None, stride=1, padding=0, dilation=1):
     - cache: for conv_backward
     """
     k, c, m = F.shape
-    cols = im2col(x, k, stride, padding, dilation)
+    cols = im2col(x, k, stride, pad, dilation)
     out = cols @ F.reshape(k * c, m)
     if b is not None:
         out += b
-    return out.reshape(x.shape[0], -1, m), (cols, x.shape, F, (stride, padding, dilation),
+    return out.reshape(x.shape[0], -1, m), (cols, x.shape, F, (stride, pad, dilation),
                                             b is not None)
 
 
 def conv_backward(dout, cache):
     """Returns (dx (n, L, c), dF (k, c, m), db (m,) or None without bias)."""
-    cols, (n, L, c), F, (stride, padding, dilation), has_bias = cache
+    cols, (n, L, c), F, (stride, pad, dilation), has_bias = cache
     k, _, m = F.shape
     n_out = dout.shape[1]
     dout2 = dout.reshape(-1, m)
     dF = (cols.T @ dout2).reshape(k, c, m)
     # Offset t of window j read input column j * stride + t * dilation: add its share back.
-    dx = np.zeros((n, L + 2 * padding, c), dtype=dout.dtype)
+    dx = np.zeros((n, L + 2 * pad, c), dtype=dout.dtype)
     span = stride * (n_out - 1) + 1
     for t in range(k):
         dx[:, t * dilation:t * dilation + span:stride] += (dout2 @ F[t].T).reshape(n, n_out, c)
-    if padding:
-        dx = dx[:, padding:padding + L]
+    if pad:
+        dx = dx[:, pad:pad + L]
     return dx, dF, dout2.sum(axis=0) if has_bias else None
 
 

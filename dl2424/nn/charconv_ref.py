@@ -30,7 +30,7 @@ def filters_from_handout(F):
     return np.ascontiguousarray(F.transpose(1, 0, 2))
 
 
-def make_mf_matrix(F, n_len, stride=1, padding=0, dilation=1):
+def make_mf_matrix(F, n_len, stride=1, pad=0, dilation=1):
     """The hand-out's MakeMFMatrix: the conv as a matrix acting on vec(X).
 
     Block row j (n_f rows) holds V_F, the (n_f, d*k) matrix whose row i is vec(F_i)^T,
@@ -44,27 +44,27 @@ def make_mf_matrix(F, n_len, stride=1, padding=0, dilation=1):
     - MF: (n_out * n_f, n_len * d); n_out = n_len - k + 1 with the defaults
     """
     d, k, n_f = F.shape
-    n_out = conv_length(n_len, k, stride, padding, dilation)
+    n_out = conv_length(n_len, k, stride, pad, dilation)
     V_F = F.reshape(d * k, n_f, order="F").T
     MF = np.zeros((n_out * n_f, n_len * d), dtype=F.dtype)
     for j in range(n_out):
         for t in range(k):
-            c = j * stride + t * dilation - padding
+            c = j * stride + t * dilation - pad
             if 0 <= c < n_len:
                 MF[j * n_f:(j + 1) * n_f, c * d:(c + 1) * d] = V_F[:, t * d:(t + 1) * d]
     return MF
 
 
-def _windows_vec(x_vec, d, k, stride, padding, dilation):
+def _windows_vec(x_vec, d, k, stride, pad, dilation):
     """(n_out, d*k): row j is vec of the d x k window j of X (zero-padded)."""
     X = x_vec.reshape(d, -1, order="F")
-    n_out = conv_length(X.shape[1], k, stride, padding, dilation)
-    Xp = np.pad(X, ((0, 0), (padding, padding)))
+    n_out = conv_length(X.shape[1], k, stride, pad, dilation)
+    Xp = np.pad(X, ((0, 0), (pad, pad)))
     cols = np.arange(n_out)[:, None] * stride + np.arange(k) * dilation
     return Xp[:, cols].transpose(1, 2, 0).reshape(n_out, k * d)
 
 
-def make_mx_matrix(x_vec, d, k, n_f, stride=1, padding=0, dilation=1):
+def make_mx_matrix(x_vec, d, k, n_f, stride=1, pad=0, dilation=1):
     """The hand-out's MakeMXMatrix: the conv as a matrix acting on vec(F).
 
     Block row j is I_{n_f} (kron) vec(X[:, window j])^T.
@@ -74,7 +74,7 @@ def make_mx_matrix(x_vec, d, k, n_f, stride=1, padding=0, dilation=1):
     Returns:
     - MX: (n_out * n_f, k * n_f * d)
     """
-    windows = _windows_vec(x_vec, d, k, stride, padding, dilation)
+    windows = _windows_vec(x_vec, d, k, stride, pad, dilation)
     n_out, dk = windows.shape
     MX = np.zeros((n_out, n_f, n_f, dk), dtype=x_vec.dtype)
     diag = np.arange(n_f)
@@ -115,7 +115,7 @@ def reference_forward(X, Fs, W, specs, bs=None, bW=None):
     xs, hs, args = [X], [], []
     for l, (F, spec) in enumerate(zip(Fs, specs, strict=True)):
         n_len = xs[-1].shape[0] // F.shape[0]
-        MF = make_mf_matrix(F, n_len, spec.stride, spec.padding, spec.dilation)
+        MF = make_mf_matrix(F, n_len, spec.stride, spec.pad, spec.dilation)
         S = MF @ xs[-1]
         if bs is not None:
             S += np.tile(bs[l], S.shape[0] // bs[l].size)[:, None]
@@ -169,12 +169,12 @@ def reference_backward(Y, P, cache):
         x_prev = xs[l]
         g_vecF = np.zeros(d * k * n_f, dtype=G.dtype)
         for j in range(n):
-            MX = make_mx_matrix(x_prev[:, j], d, k, n_f, spec.stride, spec.padding,
+            MX = make_mx_matrix(x_prev[:, j], d, k, n_f, spec.stride, spec.pad,
                                 spec.dilation)
             g_vecF += G[:, j] @ MX
         grads[f"F{l + 1}"] = g_vecF.reshape(d, k, n_f, order="F")
         if l > 0:
-            MF = make_mf_matrix(F, x_prev.shape[0] // d, spec.stride, spec.padding,
+            MF = make_mf_matrix(F, x_prev.shape[0] // d, spec.stride, spec.pad,
                                 spec.dilation)
             G = MF.T @ G
     return grads

@@ -21,6 +21,7 @@ from .tables import Table, config_table, gradcheck_table, run_labels
 
 SAMPLE_EVERY = 10_000  # the hand-out's report: samples every 10,000 updates
 PASSAGE = 1000
+LINES = 20  # a model of lines shows this many instead
 
 
 def smooth_loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
@@ -79,11 +80,19 @@ def samples_table(run: Run, label: str = "") -> Table | None:
 
 
 def passage(run: Run) -> Preformatted:
-    """PASSAGE characters from the run's best (lowest smooth loss) parameters, seed 0."""
+    """PASSAGE characters from the run's best (lowest smooth loss) parameters, seed 0; for a
+    model of lines (surnames), LINES lines."""
+    how = ("Sampled one character at a time from softmax(o), temperature 1, by the inverse "
+           "CDF; seed 0")
+    if run.info.get("meta", {}).get("mode") == "lines":
+        lines = generate(run.path, Settings(length=PASSAGE // LINES, seed=0, count=LINES))
+        return Preformatted(f"{LINES} lines from the best model — {run.name}", "\n".join(lines),
+                            f"{how}, each line from its start token (a random class when the "
+                            f"model has classes) to the end of line (dl2424 generate --run RUN "
+                            f"--count {LINES}).")
     text = generate(run.path, Settings(length=PASSAGE, seed=0, count=1))[0]
     return Preformatted(f"{PASSAGE:,} characters from the best model — {run.name}", text,
-                        "Sampled one character at a time from softmax(o), temperature 1, "
-                        "by the inverse CDF; seed 0 (dl2424 generate --run RUN --length 1000).")
+                        f"{how} (dl2424 generate --run RUN --length 1000).")
 
 
 def results_table(runs: list[Run], labels: list[str]) -> Table:

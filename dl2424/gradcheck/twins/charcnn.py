@@ -13,7 +13,7 @@ def charcnn_twin(ctx: TwinContext, model, X, P):
     h = ctx.tensor(onehot).transpose(1, 2)  # (n, d, n_len): channels first, as torch wants
     for l, spec in enumerate(model.specs, 1):
         weight = P[f"F{l}"].permute(2, 1, 0)  # (k, c_in, c_out) -> (c_out, c_in, k)
-        h = F.conv1d(h, weight, P.get(f"b{l}"), spec.stride, spec.padding, spec.dilation)
+        h = F.conv1d(h, weight, P.get(f"b{l}"), spec.stride, spec.pad, spec.dilation)
         h = F.relu(h)
         if spec.pool > 1:
             h = F.max_pool1d(h, spec.pool, spec.pool_step)
