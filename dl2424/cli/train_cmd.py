@@ -69,7 +69,13 @@ def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
             typer.echo(yaml.safe_dump(exp.dump(), sort_keys=False), nl=False)
             return
         from ..dryrun import dry_run
-        p = dry_run(exp, settings(data_dir).data_dir)
+        from ..trainer import Diverged
+        try:
+            p = dry_run(exp, settings(data_dir).data_dir)
+        except Diverged as e:  # as a run would: exit 1, one line
+            err_console.print(f"[bold red]diverged in the timed updates:[/] {escape(str(e))}",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     mem = p["memory"]
     lines = [
         f"[bold]{p['name']}[/]: dry run, nothing written",
