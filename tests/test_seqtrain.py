@@ -330,3 +330,6 @@ def test_runs_listing_shows_a_language_models_lowest_losses(tmp_path):
     assert row["lowest val_loss"] == np.nanmin([r["val_loss"] for r in rows])
     res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs"), "--wide"])
     assert res.exit_code == 0 and f"{row['lowest val_loss']:.4f}" in res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir",
+                              str(tmp_path / "runs"), "--quiet"])  # its summary table
+    assert "lowest smooth loss" in res.output and "best val" not in res.output

@@ -37,8 +37,8 @@ def _print_summary(run: Path, summary: dict) -> None:
     t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("final", justify="right")
-    t.add_column("best val", justify="right")
     final, best = summary.get("final") or {}, summary.get("best") or {}
+    t.add_column("lowest smooth loss" if "smooth_loss" in best else "best val", justify="right")
     for k in ("step", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc",
               "smooth_loss"):  # smooth_loss: text models
         if k not in final and k not in best:
