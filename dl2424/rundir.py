@@ -317,16 +317,22 @@ def write_samples(path: Path, samples: list[dict]) -> None:
     write_json(path / SAMPLES, samples)
 
 
-def read_samples(path: Path) -> list[dict]:
-    """samples.json of a run folder (a missing file raises FileNotFoundError, a damaged one
-    a UserError)."""
-    file = path / SAMPLES
+def _read_json(path: Path, name: str):
+    """(file, its JSON value) of a run folder's file; a missing file raises
+    FileNotFoundError, an unreadable one a UserError."""
+    file = path / name
     try:
-        samples = json.loads(limits.read_text(file, SAMPLES))
+        return file, json.loads(limits.read_text(file, name))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+
+
+def read_samples(path: Path) -> list[dict]:
+    """samples.json of a run folder (a missing file raises FileNotFoundError, a damaged one
+    a UserError)."""
+    file, samples = _read_json(path, SAMPLES)
     if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
         raise UserError(f"{file}: not a list of samples; the file is corrupt")
     return samples
@@ -380,13 +386,7 @@ def _summary_problem(summary) -> str | None:
 def read_summary(path: Path) -> dict:
     """summary.json of a run folder, its fields of the types dl2424 writes; a missing file
     raises FileNotFoundError, anything else wrong a UserError."""
-    file = path / SUMMARY
-    try:
-        summary = json.loads(limits.read_text(file, SUMMARY))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, RecursionError) as e:
-        raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+    file, summary = _read_json(path, SUMMARY)
     problem = _summary_problem(summary)
     if problem:
         raise UserError(f"{file}: {problem}; the file is corrupt (delete it: resume and "
