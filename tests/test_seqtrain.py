@@ -333,3 +333,17 @@ def test_runs_listing_shows_a_language_models_lowest_losses(tmp_path):
     res = runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir",
                               str(tmp_path / "runs"), "--quiet"])  # its summary table
     assert "lowest smooth loss" in res.output and "best val" not in res.output
+
+
+def test_train_summary_leaves_a_val_loss_between_validations_blank(tmp_path):
+    from dl2424.cli import console
+    from dl2424.cli.train_cmd import _print_summary
+
+    summary = {"name": "lm", "status": "completed", "wall_time_s": 1.0,
+               "final": {"step": 40, "smooth_loss": 2.5, "val_loss": 2.75},
+               "best": {"step": 30, "smooth_loss": 2.25, "val_loss": float("nan")}}
+    with console.capture() as out:
+        _print_summary(tmp_path, summary)
+    text = out.get()
+    val = next(line for line in text.splitlines() if "val_loss" in line)
+    assert "2.7500" in val and "nan" not in text.lower() and "2.2500" in text

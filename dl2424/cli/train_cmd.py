@@ -44,7 +44,9 @@ def _print_summary(run: Path, summary: dict) -> None:
         if k not in final and k not in best:
             continue
         fmt = (lambda v: str(v)) if k == "step" else (lambda v: f"{v:.4f}")
-        t.add_row(k, fmt(final[k]) if k in final else "", fmt(best[k]) if k in best else "")
+        # a text run's best row may fall between validations: its val_loss is NaN, not shown
+        t.add_row(k, *("" if row.get(k) is None or row[k] != row[k] else fmt(row[k])
+                       for row in (final, best)))
     if "test" in summary:
         t.add_row("test_acc", f"{summary['test']['acc']:.4f}",
                   f"{summary['test_at_best']['acc']:.4f}" if "test_at_best" in summary else "")
