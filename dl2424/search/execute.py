@@ -50,24 +50,41 @@ class TrialTask:
 
 # ---------------------------------------------------------------------------- in the worker
 
-_STOP = StopFlag()  # set by SIGINT in a local worker; the trial checkpoints and stops
-
-
 STOP_SIGNAL = signal.SIGUSR1  # from the sweep: stop at the next update, keep a checkpoint
 
 
-def _init_worker(parent: int) -> None:
-    """Local pool worker: the first ^C (or SIGTERM) lets the current trial save a checkpoint
-    and stop, a second aborts it; STOP_SIGNAL from the sweep only ever asks for the first.
-    The worker dies with the sweep process that started it, however that ends (kill -9)."""
+class WorkerStop:
+    """The stop state of one local pool worker process: the StopFlag its signal handler
+    sets and the trial it runs reads. The first ^C (or SIGTERM) lets the current trial save
+    a checkpoint and stop, a second aborts it; STOP_SIGNAL from the sweep only ever asks
+    for the first."""
 
-    def handler(signum, frame):
-        if _STOP.signum is not None and signum != STOP_SIGNAL:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL)
+
+    def __init__(self):
+        self.flag = StopFlag()
+
+    def handle(self, signum, frame) -> None:
+        if self.flag.signum is not None and signum != STOP_SIGNAL:
             raise KeyboardInterrupt
-        _STOP.signum = _STOP.signum or signum
+        self.flag.signum = self.flag.signum or signum
 
-    for sig in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL):
-        signal.signal(sig, handler)
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            signal.signal(sig, self.handle)
+
+    @classmethod
+    def installed(cls) -> StopFlag:
+        """The flag of the WorkerStop whose handler this process runs (the pool worker's),
+        or a flag nothing sets (a dask worker, or no worker at all)."""
+        owner = getattr(signal.getsignal(STOP_SIGNAL), "__self__", None)
+        return owner.flag if isinstance(owner, cls) else StopFlag()
+
+
+def _init_worker(parent: int) -> None:
+    """Local pool worker: its WorkerStop handles the stop signals, and it dies with the
+    sweep process that started it, however that ends (kill -9)."""
+    WorkerStop().install()
     die_with_parent(parent)
 
 
@@ -129,21 +146,23 @@ def _outcome(task: TrialTask, status: str, run: Path | None, summary: dict | Non
     return out
 
 
-def run_trial(task: TrialTask) -> dict:
-    """One trial as an ordinary run. Returns {trial, status: ok|failed|pending, best,
-    final (the metric in the best-val-acc row and in the last row), run, error, wall_s}."""
+def run_trial(task: TrialTask, stop: StopFlag | None = None) -> dict:
+    """One trial as an ordinary run, stopping when `stop` is set (by default the flag of
+    this worker's WorkerStop). Returns {trial, status: ok|failed|pending, best, final (the
+    metric in the best-val-acc row and in the last row), run, error, wall_s}."""
     t0 = time.perf_counter()
+    stop = WorkerStop.installed() if stop is None else stop
     data_dir, runs_dir = Path(task.data_dir), Path(task.runs_dir)
     try:
         done = _completed(Path(task.resume_run)) if task.resume_run else None
         if done is not None:  # finished while the sweep that started it was killed
             return _outcome(task, "ok", Path(task.resume_run), done, "", t0)
         if task.resume_run:
-            run, summary = experiment.resume(Path(task.resume_run), data_dir, stop=_STOP)
+            run, summary = experiment.resume(Path(task.resume_run), data_dir, stop=stop)
         else:
             raw = apply_overrides(copy.deepcopy(task.base), task.overrides)
             exp = validate(raw, f"trial {task.trial}")
-            run, summary = experiment.start(exp, task.overrides, data_dir, runs_dir, stop=_STOP)
+            run, summary = experiment.start(exp, task.overrides, data_dir, runs_dir, stop=stop)
     except experiment.RunFailed as e:
         return _outcome(task, "failed", e.run, e.summary, str(e), t0)
     except experiment.RunInterrupted as e:
