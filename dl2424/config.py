@@ -24,7 +24,7 @@ from . import (
     components,  # noqa: F401  (fills the registries)
     limits,
 )
-from .compose import Notify, merge, nest, read_with_bases
+from .compose import Notify, merge, nest, read_with_bases, registry_of
 from .errors import UserError
 from .registry import DATASETS, MODELS, OPTIMIZERS, SAMPLERS, SCHEDULES, Params, component
 
@@ -272,6 +272,37 @@ def read_yaml(path: Path) -> dict:
         raise UserError(f"{path}: a config must be a mapping of sections (name, data, model, "
                         f"...), not a {type(raw).__name__}")
     return raw
+
+
+NO_DEFAULT = object()
+
+
+def key_default(config: dict, key: str):
+    """The value a resolved config lacking the dotted `key` would have: the default of that
+    key in Experiment, TrainConfig or the registered component the config's `type` names
+    (a run folder made before the key was added ran as that default). NO_DEFAULT for a
+    required key, a key inside a list or a nested component, or one nothing declares."""
+    section, _, rest = key.partition(".")
+    field = Experiment.model_fields.get(section)
+    if field is None or "." in rest or "[" in rest:
+        return NO_DEFAULT
+    if not rest:
+        model, name = Experiment, section
+    elif (registry := registry_of(field)) is not None:
+        if rest == "type":
+            return field.default if isinstance(field.default, str) else NO_DEFAULT
+        node = config.get(section, field.default)
+        kind = node.get("type") if isinstance(node, dict) else node
+        if not isinstance(kind, str) or kind not in registry:
+            return NO_DEFAULT
+        model, name = registry[kind].params, rest
+    else:
+        model, name = field.annotation, rest
+    f = getattr(model, "model_fields", {}).get(name)
+    if f is None or f.is_required():
+        return NO_DEFAULT
+    value = f.get_default(call_default_factory=True)
+    return value if value is None or isinstance(value, bool | int | float | str) else NO_DEFAULT
 
 
 def validate(raw: dict, source: str = "config") -> Experiment:

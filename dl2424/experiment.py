@@ -77,12 +77,9 @@ def recording(setup: Setup, run: Path, reporter: Reporter | None = None) -> Repo
 
 
 def _trainer(setup, run: Path, reporter: Reporter | None, stop: StopFlag | None):
-    """The setup's trainer on this run folder. Text models' TextTrainer (seqtrain.py) still
-    writes its run folder itself; every other model trains with Trainer and rundir.Recorder."""
-    cls = trainer_for(setup)
-    if cls is Trainer:
-        return Trainer(setup, recording(setup, run, reporter), stop)
-    return cls(setup, run, tblog.attach(reporter, run), stop)
+    """The setup's trainer (Trainer, or a text model's seqtrain.TextTrainer), writing this
+    run folder through rundir.Recorder."""
+    return trainer_for(setup)(setup, recording(setup, run, reporter), stop)
 
 
 def _test_metrics(setup, run: Path, trainer) -> dict:
@@ -265,12 +262,26 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
         trainer.resume_from(ckpt, _metrics_before(run), str(run / rundir.CHECKPOINT))
         rundir.trim(run, trainer.step, trainer.rows)
     else:
-        trainer.resume_from(ckpt)
+        _resume_text(run, ckpt, trainer)
     if longer:  # the old last evaluation recorded the lr of the old last update
         for row in trainer.rows:
             row["lr"] = trainer.lr_at(row["step"])
         rundir.write_rows(run / rundir.METRICS, trainer.rows)
     return setup, trainer, previous
+
+
+def _resume_text(run: Path, ckpt: checkpoint.Checkpoint, trainer) -> None:
+    """A language model's trainer (seqtrain.TextTrainer) from the run folder: its rows,
+    samples and best.npz up to the checkpoint."""
+    try:
+        samples = rundir.read_samples(run)
+    except FileNotFoundError:
+        raise UserError(f"{run / rundir.SAMPLES}: missing; the run folder was changed by "
+                        "hand") from None
+    best = rundir.params_file(run, "best")
+    trainer.resume_from(ckpt, _metrics_before(run), samples,
+                        best if best.is_file() else None, str(run / rundir.CHECKPOINT))
+    rundir.remove_partial_files(run)
 
 
 def _metrics_before(run: Path) -> list[dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, rundir
 from .build import build_model
 from .data.text import EOS, Vocab
 from .errors import UserError
@@ -43,7 +43,7 @@ class Settings:
 def load_language_model(run: Path, weights: str = "best") -> tuple[LanguageModel, Vocab, str]:
     """The run's model with its best (lowest smooth loss) or last parameters, its character
     map and its text mode (book or lines)."""
-    if not (run / "data.json").is_file() or not (run / "config.yaml").is_file():
+    if not (run / rundir.DATA).is_file() or not (run / rundir.CONFIG).is_file():
         raise UserError(f"{run}: not a run folder (no data.json/config.yaml); give a folder "
                         "under runs/ made by dl2424 train")
     info, exp = load_info(run), load_run_config(run)
@@ -51,9 +51,7 @@ def load_language_model(run: Path, weights: str = "best") -> tuple[LanguageModel
         raise UserError(f"{run}: not a language-model run (trained on {exp.data.type}); "
                         "generate needs a run of the text dataset")
     model = build_model(exp, info)
-    file = run / ("best.npz" if weights == "best" else "checkpoint.npz")
-    if not file.is_file():
-        file = run / "checkpoint.npz"
+    file = rundir.weights_file(run, weights)
     ckpt = checkpoint.load(file)
     model.state = {k: np.zeros_like(v) for k, v in ckpt.state.items()}  # the carried state
     checkpoint.restore(ckpt, model, where=str(file))

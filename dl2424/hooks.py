@@ -13,6 +13,8 @@ class Reporter:
     def on_checkpoint(self, kind: str, model, optimizer, meta: dict) -> None:
         """Parameters to keep: kind is "last" (to resume from), "best" (by validation
         accuracy) or "cycle<k>" (end of cycle k, train.snapshots)."""
+    def on_samples(self, samples: list[dict]) -> None:
+        """Every text a language model sampled so far (with each checkpoint)."""
     def on_end(self, summary: dict) -> None: ...
     def close(self) -> None: ...  # the run stopped, however it ended (may be called twice)
 
@@ -32,5 +34,6 @@ class Reporters(Reporter):
     def on_metrics(self, *args): self._each("on_metrics", *args)
     def on_eval(self, *args): self._each("on_eval", *args)
     def on_checkpoint(self, *args): self._each("on_checkpoint", *args)
+    def on_samples(self, *args): self._each("on_samples", *args)
     def on_end(self, *args): self._each("on_end", *args)
     def close(self): self._each("close")

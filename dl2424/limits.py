@@ -47,6 +47,8 @@ def read_text(path: Path, what: str = "file", cap: int = READ_CAP) -> str:
 
 
 def human(n: float) -> str:
+    if n >= 1 << 70:  # beyond any memory (and beyond what a float holds, for huge ints)
+        return "1,000+ PiB"
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -107,10 +109,15 @@ def check_memory(footprint: Footprint | None, batch: int, itemsize: int, what: s
     limit, why = memory_limit()
     if need > limit:
         raise UserError(
-            f"{what}: needs about {human(need)} of memory ({footprint.params:,} parameters; "
-            f"{footprint.activations:,} activation values per example, batches of {batch}), "
+            f"{what}: needs about {human(need)} of memory ({_count(footprint.params)} "
+            f"parameters; {_count(footprint.activations)} activation values per example, "
+            f"batches of {batch}), "
             f"more than the limit of {human(limit)} ({why}); make the model smaller "
             "(fewer or narrower layers, less padding) or the batch smaller")
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"~10^{len(str(n)) - 1}"
 
 
 def check_length(total_steps: int, eval_every: int) -> None:

@@ -89,7 +89,7 @@ def run_range_test(exp: Experiment, overrides: list[str], data_dir: Path, runs_d
             note = "swept the whole range without diverging"
         except RunFailed as e:
             run, summary, note = e.run, e.summary, f"stopped: {e}".replace("diverged: ", "")
-    rows = rundir.read_rows(run / "metrics.csv")
+    rows = rundir.read_rows(run / rundir.METRICS)
     if not rows:
         raise UserError(f"{run}: the loss diverged before the first evaluation; lower --max")
     result = suggest(rows) | {"note": note, "lr_min": exp.schedule.params.lr_min,

@@ -7,6 +7,7 @@ runs/<YYYYmmdd-HHMMSS>-<name>/
   confusion_val.csv  confusion_test.csv  confusion/val_step<k>.csv  predictions_test.csv
   checkpoint.npz (+ .json)  best.npz (+ .json)  snapshots/cycle<k>.npz
   normalisation.npz  (image runs: the pixel statistics `predict --image` needs)
+  samples.json  (language models: the text sampled during training)
   train.lock  (while a process trains the run)
 """
 
@@ -35,7 +36,7 @@ CONFIG, OVERRIDES, DATA = "config.yaml", "overrides.yaml", "data.json"
 METRICS, SUMMARY, CLASS_COUNTS = "metrics.csv", "summary.json", "class_counts.json"
 CHECKPOINT, BEST, SNAPSHOTS = "checkpoint.npz", "best.npz", "snapshots"
 CONFUSIONS, PREDICTIONS = "confusion", "predictions_test.csv"
-NORMALISATION = "normalisation.npz"
+NORMALISATION, SAMPLES = "normalisation.npz", "samples.json"
 LOCK = "train.lock"
 MARKERS = (CONFIG, SUMMARY)  # a folder with either is a run folder
 REQUIRED_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
@@ -193,11 +194,14 @@ def kept_confusions(path: Path) -> list[tuple[int, Path]]:
     return sorted(found, key=lambda t: t[0])
 
 
-def write_evaluation(path: Path, rows: list[dict], val_confusion: np.ndarray,
+def write_evaluation(path: Path, rows: list[dict], val_confusion: np.ndarray | None,
                      class_names: list[str], keep: bool) -> None:
     """What one evaluation leaves: metrics.csv with every row so far, confusion_val.csv,
-    and (train.keep_confusions) its confusion/val_step<k>.csv."""
+    and (train.keep_confusions) its confusion/val_step<k>.csv; a language model has no
+    confusion (None), only its rows."""
     write_rows(path / METRICS, rows)
+    if val_confusion is None:
+        return
     write_confusion(confusion_file(path, "val"), val_confusion, class_names)
     if keep:
         (path / CONFUSIONS).mkdir(exist_ok=True)
@@ -302,6 +306,37 @@ class Recorder(Reporter):
     def on_checkpoint(self, kind, model, optimizer, meta):
         save_params(self.path, kind, model, optimizer, meta)
 
+    def on_samples(self, samples):
+        write_samples(self.path, samples)
+
+
+# ---------------------------------------------------------------------------- samples
+
+def write_samples(path: Path, samples: list[dict]) -> None:
+    """samples.json: every text a language model sampled so far, with its update step."""
+    write_json(path / SAMPLES, samples)
+
+
+def _read_json(path: Path, name: str):
+    """(file, its JSON value) of a run folder's file; a missing file raises
+    FileNotFoundError, an unreadable one a UserError."""
+    file = path / name
+    try:
+        return file, json.loads(limits.read_text(file, name))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+
+
+def read_samples(path: Path) -> list[dict]:
+    """samples.json of a run folder (a missing file raises FileNotFoundError, a damaged one
+    a UserError)."""
+    file, samples = _read_json(path, SAMPLES)
+    if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
+        raise UserError(f"{file}: not a list of samples; the file is corrupt")
+    return samples
+
 
 # ---------------------------------------------------------------------------- the rest
 
@@ -351,13 +386,7 @@ def _summary_problem(summary) -> str | None:
 def read_summary(path: Path) -> dict:
     """summary.json of a run folder, its fields of the types dl2424 writes; a missing file
     raises FileNotFoundError, anything else wrong a UserError."""
-    file = path / SUMMARY
-    try:
-        summary = json.loads(limits.read_text(file, SUMMARY))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, RecursionError) as e:
-        raise UserError(f"{file}: unreadable ({e}); the file is corrupt") from None
+    file, summary = _read_json(path, SUMMARY)
     problem = _summary_problem(summary)
     if problem:
         raise UserError(f"{file}: {problem}; the file is corrupt (delete it: resume and "

@@ -7,23 +7,23 @@ synth_length characters sampled every synth_every updates from hprev and the pie
 input; the parameters of the lowest smooth loss are the best ones (best.npz).
 Other orders (random locations, shuffled chunks, lines) and B > 1 are the bonus items.
 
-TextTrainer has the interface experiment.execute drives (fit, step, rows, best, ...), so
-text runs get the same run folder, summary, lock, signals and resume as every run.
+TextTrainer has the interface experiment.execute drives (fit, step, rows, best, ...) and,
+like Trainer, no path: what it keeps goes to its reporter's hooks (rundir.Recorder writes
+metrics.csv, samples.json, best.npz and checkpoint.npz), so text runs get the same run
+folder, summary, lock, signals and resume as every run.
 The parameters live in one flat vector (the params dict holds views into it), so
 clipping and the optimizer update are a handful of whole-vector operations.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, rundir
-from .atomic import write_json
+from . import checkpoint
 from .build import build_model, build_schedule
 from .config import Experiment
 from .data.text import TextBundle
@@ -215,9 +215,9 @@ def validation_loss(model: LanguageModel, data: TextBundle, reduction: str,
 # ---------------------------------------------------------------------------- trainer
 
 class TextTrainer:
-    def __init__(self, setup: TextSetup, run: Path | None, reporter: Reporter | None = None,
+    def __init__(self, setup: TextSetup, reporter: Reporter | None = None,
                  stop: StopFlag | None = None):
-        self.s, self.run = setup, run
+        self.s = setup
         self.reporter = reporter or Reporter()
         self.stop = stop or StopFlag()
         self.rows: list[dict] = []
@@ -331,48 +331,43 @@ class TextTrainer:
                 "sampled": self.sampled.tolist(),
                 "rng": {"scheme": "PCG64([seed, stream, key])", "epoch": self.epoch()}}
 
-    def save_checkpoint(self, name: str = "checkpoint.npz") -> None:
-        if self.run is None:
-            return
-        rundir.write_rows(self.run / "metrics.csv", self.rows)
-        write_json(self.run / "samples.json", self.samples)
+    def save_checkpoint(self) -> None:
+        """metrics.csv, samples.json and (when it improved) best.npz, then checkpoint.npz,
+        all through the reporter's hooks (rundir.Recorder writes them)."""
+        self.reporter.on_metrics(self.rows, None)
+        self.reporter.on_samples(self.samples)
         if not self.best_saved and self.best_params is not None:
             current = self.flat.copy()
             self.flat[:] = self.best_params
             meta = self._meta() | {"step": self.best["step"]}
-            checkpoint.save(self.run / "best.npz", self.s.model, None, meta)
+            self.reporter.on_checkpoint("best", self.s.model, None, meta)
             self.flat[:] = current
             self.best_saved = True
-        checkpoint.save(self.run / name, self.s.model, self.s.optimizer, self._meta())
+        self.reporter.on_checkpoint("last", self.s.model, self.s.optimizer, self._meta())
         self.saved_step = self.step
 
-    def resume_from(self, ckpt: checkpoint.Checkpoint) -> None:
+    def resume_from(self, ckpt: checkpoint.Checkpoint, rows: list[dict], samples: list[dict],
+                    best_file: Path | None, where: str) -> None:
         """Continue from a checkpoint: restore the arrays, the smooth loss and the carried
-        state, and cut metrics and samples back to its step."""
+        state, and keep the metrics rows and samples up to its step; the best parameters
+        so far come from best_file (best.npz), when the run has one."""
         model = self.s.model
-        checkpoint.restore(ckpt, model, self.s.optimizer, str(self.run / "checkpoint.npz"))
+        checkpoint.restore(ckpt, model, self.s.optimizer, where)
         self._pack()
         meta = ckpt.meta
         self.step = self.saved_step = int(meta["step"])
         self.smooth, self.best = meta.get("smooth_loss"), meta.get("best")
         self.skipped = int(meta.get("skipped_batches", 0))
         self.sampled = np.array(meta["sampled"], dtype=np.int64)
-        try:
-            self.rows = [r for r in rundir.read_rows(self.run / "metrics.csv")
-                         if r["step"] <= self.step]
-            self.samples = [r for r in json.loads((self.run / "samples.json").read_text())
-                            if r["step"] <= self.step]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{self.run}: metrics.csv or samples.json unreadable ({e}); the "
-                            "run folder was changed by hand") from None
-        if self.best is not None and (self.run / "best.npz").is_file():
-            best = checkpoint.load(self.run / "best.npz").params
+        self.rows = [r for r in rows if r["step"] <= self.step]
+        self.samples = [r for r in samples if r["step"] <= self.step]
+        if self.best is not None and best_file is not None:
+            best = checkpoint.load(best_file).params
             if set(best) != set(self.keys) or any(
                     best[k].shape != model.params[k].shape for k in self.keys):
-                raise UserError(f"{self.run / 'best.npz'}: its parameters do not match the "
-                                "model; the run folder was changed by hand")
+                raise UserError(f"{best_file}: its parameters do not match the model; the run "
+                                "folder was changed by hand")
             self.best_params = np.concatenate([best[k].ravel() for k in self.keys])
-        rundir.remove_partial_files(self.run)
 
     # -- the loop ---------------------------------------------------------------------
     def fit(self) -> None:

@@ -75,7 +75,7 @@ class TensorBoardReporter(Reporter):
 
         images = []
         for split in ("val", "test"):
-            f = self.run / f"confusion_{split}.csv"
+            f = rundir.confusion_file(self.run, split)
             if f.is_file():
                 names, matrix = rundir.read_confusion(f)
                 png, (h, w) = confusion_png(matrix, names, f"{split}, end of training")

@@ -3,6 +3,7 @@ best against final, glob selection, CSV/Markdown export."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 
@@ -165,6 +166,7 @@ def test_runs_table_skips_non_runs_and_flags_unreadable(sweep, tmp_path):
     assert by_run[names.name][col("dataset"):col("model") + 1] == ["names", "charcnn"]
     best = max(r["val_acc"] for r in rundir.read_rows(names / "metrics.csv"))
     assert by_run[names.name][t.columns.index("best val_acc")] == best
+    assert not any(c.startswith("lowest") for c in t.columns)  # no language model here
     missing = invoke("runs", "--runs-dir", tmp_path / "nowhere")
     assert missing.exit_code == 2 and "no such folder" in missing.output
 
@@ -186,3 +188,26 @@ def test_a_missing_value_is_spelled_one_way_in_each_output(tmp_path):
     assert "| – |" in line_a
     for text in (md, (tmp_path / "t.csv").read_text(), res.output):
         assert "—" not in text and "nan" not in text and "None" not in text
+
+
+def test_a_key_a_run_lacks_counts_as_its_registry_default(tmp_path):
+    from dl2424.report.comparison import setting_labels
+    from dl2424.report.load import Run
+
+    text = {"name": "lm", "seed": 0, "data": {"type": "text", "path": "book.txt"},
+            "model": {"type": "rnn", "hidden": 100},
+            "train": {"steps": 10, "synth_every": 5, "synth_length": 200}}
+    older = copy.deepcopy(text)
+    del older["train"]["synth_length"]  # a run made before the key existed
+    del older["model"]["hidden"]  # ... and one the registry's rnn defaults to 100
+    assert differing_keys([text, older]) == []
+    longer = with_changes(text, train__synth_length=300, name="long")
+    assert differing_keys([older, text, longer]) == ["train.synth_length"]
+    runs = [Run(tmp_path / n, c, {}, {}, []) for n, c in
+            (("a", older), ("b", text), ("c", longer))]
+    assert run_labels(runs) == ["synth_length=200 (a)", "synth_length=200 (b)",
+                                "synth_length=300 (c)"]
+    assert setting_labels(runs) == ["synth_length=200", "synth_length=200", "synth_length=300"]
+    # a key without a registry default (inside a nested component) stays a difference
+    gauss = with_changes(text, model__init={"type": "gaussian", "std": 0.01})
+    assert differing_keys([text, gauss]) == ["model.init.type", "model.init.std"]

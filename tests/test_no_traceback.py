@@ -255,3 +255,10 @@ def test_gradcheck_options_that_make_no_sense(tmp_path, args, flag):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(NAMES))
     res = cli("gradcheck", tmp_path / "c.yaml", *args)
     assert res.exit_code == 2 and flag in res.output, res.output
+
+
+def test_a_dry_run_that_diverges_exits_1_without_a_traceback(tmp_path):
+    """A finite but huge learning rate is the user's to try: it diverges (exit 1)."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(NAMES))
+    res = cli("train", tmp_path / "c.yaml", "--dry-run", "--set", "optimizer.lr=1e12")
+    assert res.exit_code == 1 and "diverged" in res.output, res.output

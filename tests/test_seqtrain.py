@@ -315,3 +315,35 @@ def test_text_keys_are_refused_for_classifiers(env):
     res = runner.invoke(app, ["train", str(cfg), "--set", "train.clip=5",
                               "--runs-dir", str(env / "runs")])
     assert res.exit_code == 2 and "train.clip: applies to text models only" in res.output
+
+
+def test_runs_listing_shows_a_language_models_lowest_losses(tmp_path):
+    from dl2424.report import runs_table
+
+    run = train(tmp_path, config(tmp_path, **{"data.val_fraction": 0.2, "train.val_every": 20}))
+    rows = read_rows(run / "metrics.csv")
+    t = runs_table([tmp_path / "runs"])
+    assert "best val_acc" in t.columns  # a classifier's column stays, empty for a text run
+    row = dict(zip(t.columns, t.rows[0], strict=True))
+    assert row["best val_acc"] is None
+    assert row["lowest smooth_loss"] == min(r["smooth_loss"] for r in rows)
+    assert row["lowest val_loss"] == np.nanmin([r["val_loss"] for r in rows])
+    res = runner.invoke(app, ["runs", "ls", "--runs-dir", str(tmp_path / "runs"), "--wide"])
+    assert res.exit_code == 0 and f"{row['lowest val_loss']:.4f}" in res.output
+    res = runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--runs-dir",
+                              str(tmp_path / "runs"), "--quiet"])  # its summary table
+    assert "lowest smooth loss" in res.output and "best val" not in res.output
+
+
+def test_train_summary_leaves_a_val_loss_between_validations_blank(tmp_path):
+    from dl2424.cli import console
+    from dl2424.cli.train_cmd import _print_summary
+
+    summary = {"name": "lm", "status": "completed", "wall_time_s": 1.0,
+               "final": {"step": 40, "smooth_loss": 2.5, "val_loss": 2.75},
+               "best": {"step": 30, "smooth_loss": 2.25, "val_loss": float("nan")}}
+    with console.capture() as out:
+        _print_summary(tmp_path, summary)
+    text = out.get()
+    val = next(line for line in text.splitlines() if "val_loss" in line)
+    assert "2.7500" in val and "nan" not in text.lower() and "2.2500" in text

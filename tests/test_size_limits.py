@@ -67,6 +67,8 @@ def refused(res, *words):
     (CNN, "model.layers=[100000000]"),
     (CHAR, "model.layers.0.filters=1000000000"),
     (CHAR, "model.layers.0.padding=1000000000"),
+    (CHAR, "model={type: rnn_classifier, hidden: 1000000}"),
+    (CNN, "model={type: patchnet, nh: 1000000000}"),
     (MLP, "train.batch_size=40"),  # fine alone; with 10^8 hidden units not (next line)
 ])
 def test_models_too_big_for_memory_are_refused_before_allocation(env, cfg, override,
@@ -96,12 +98,17 @@ def test_estimates_match_what_the_models_allocate(fixture_data):
 
     cifar = DataInfo((3072,), [str(i) for i in range(10)], {"image_shape": [3, 32, 32]})
     names = DataInfo((7,), ["a", "b", "c"], {"vocab": 5})
+    text = DataInfo((10,), [], {"task": "lm", "vocab": 21, "n_inputs": 21})
     cases = [(MLP, cifar, {"hidden": [8, 6], "batchnorm": True}),
              (CNN, cifar, {"layers": [4, "M", 6], "hidden": [5]}),
              (CHAR, names, {"layers": [{"filters": 3, "width": 2, "pool": 2},
-                                       {"filters": 2, "width": 2, "padding": 1}]})]
+                                       {"filters": 2, "width": 2, "padding": 1}]}),
+             (CNN, cifar, {"type": "patchnet", "f": 4, "nf": 3, "nh": 7, "bias": True}),
+             (CHAR, names, {"type": "rnn_classifier", "hidden": 6, "cell": "lstm"}),
+             (CHAR, text, {"type": "rnn", "hidden": 5})]
     for cfg, info, over in cases:
-        exp = validate({**cfg, "model": {**cfg["model"], **over}})
+        model_cfg = {"type": over.pop("type")} if "type" in over else cfg["model"]
+        exp = validate({**cfg, "model": {**model_cfg, **over}})
         model = build_model(exp, info)
         fp = exp.model.params.footprint(info)
         n_state = sum(v.size for v in model.state.values())
@@ -193,3 +200,8 @@ def test_data_json_claiming_a_huge_input_is_refused_by_predict(char_run, tmp_pat
 
 def test_sizes_print_readably():
     assert limits.human(4 << 40) == "4.0 TiB" and limits.human(512) == "512 bytes"
+
+
+def test_a_400_digit_size_is_refused_not_an_overflow(env):
+    res = train(env, CHAR, "model.layers.0.padding=" + "9" * 400)
+    refused(res, "memory", "~10^")

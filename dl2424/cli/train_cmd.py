@@ -37,14 +37,16 @@ def _print_summary(run: Path, summary: dict) -> None:
     t = Table(show_header=True)
     t.add_column("metric")
     t.add_column("final", justify="right")
-    t.add_column("best val", justify="right")
     final, best = summary.get("final") or {}, summary.get("best") or {}
+    t.add_column("lowest smooth loss" if "smooth_loss" in best else "best val", justify="right")
     for k in ("step", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc",
               "smooth_loss"):  # smooth_loss: text models
         if k not in final and k not in best:
             continue
         fmt = (lambda v: str(v)) if k == "step" else (lambda v: f"{v:.4f}")
-        t.add_row(k, fmt(final[k]) if k in final else "", fmt(best[k]) if k in best else "")
+        # a text run's best row may fall between validations: its val_loss is NaN, not shown
+        t.add_row(k, *("" if row.get(k) is None or row[k] != row[k] else fmt(row[k])
+                       for row in (final, best)))
     if "test" in summary:
         t.add_row("test_acc", f"{summary['test']['acc']:.4f}",
                   f"{summary['test_at_best']['acc']:.4f}" if "test_at_best" in summary else "")
@@ -69,7 +71,13 @@ def _inspect(config: list[Path], overrides: list[str], data_dir: Path | None,
             typer.echo(yaml.safe_dump(exp.dump(), sort_keys=False), nl=False)
             return
         from ..dryrun import dry_run
-        p = dry_run(exp, settings(data_dir).data_dir)
+        from ..trainer import Diverged
+        try:
+            p = dry_run(exp, settings(data_dir).data_dir)
+        except Diverged as e:  # as a run would: exit 1, one line
+            err_console.print(f"[bold red]diverged in the timed updates:[/] {escape(str(e))}",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
     mem = p["memory"]
     lines = [
         f"[bold]{p['name']}[/]: dry run, nothing written",

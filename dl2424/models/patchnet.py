@@ -19,6 +19,7 @@ from pydantic import Field, PositiveInt
 
 from ..data.bundle import DataInfo
 from ..errors import UserError
+from ..limits import Footprint
 from ..nn import layers
 from ..nn import patchify as pf
 from ..registry import MODELS
@@ -31,6 +32,16 @@ class PatchNetParams(ModelParams):
     nf: PositiveInt = Field(10, description="number of f x f x 3 filters")
     nh: PositiveInt = Field(50, description="hidden units of the fully connected layer")
     bias: bool = Field(False, description="a bias per filter (the hand-out adds it later)")
+
+    def footprint(self, info):
+        shape = info.meta.get("image_shape")
+        if not isinstance(shape, list) or len(shape) != 3:
+            return None
+        C, H, W = (int(s) for s in shape)
+        n_p, K = (H // self.f) * (W // self.f), info.n_classes
+        params = (self.f * self.f * C * self.nf + self.nf * self.bias
+                  + (self.nf * n_p + 1) * self.nh + (self.nh + 1) * K)
+        return Footprint(params, C * H * W + 3 * self.nf * n_p + 4 * self.nh + K)
 
 
 def _image_shape(info: DataInfo, f: int) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ from pydantic import Field, PositiveInt
 
 from ..data.bundle import DataInfo
 from ..errors import UserError
+from ..limits import Footprint
 from ..nn import rnn as R
 from ..nn.losses import softmax
 from ..registry import INITS, MODELS, component
@@ -33,6 +34,18 @@ class RecurrentParams(ModelParams):
     init_out: component(INITS) | None = Field(
         None, description="initializer of V; default: init (2026 hand-out: xavier)")
     forget_bias: float = Field(0.0, description="LSTM: initial bias of the forget gate")
+
+    def footprint(self, info):
+        """U, W, b, V, c; per example and time step the gates, h (and c), and the scores."""
+        meta = info.meta
+        n_in = meta.get("n_inputs", meta.get("vocab"))
+        K = meta.get("vocab") if meta.get("task") == "lm" else info.n_classes
+        if not isinstance(n_in, int) or not isinstance(K, int) or len(info.input_shape) != 1:
+            return None
+        m = self.hidden
+        n = m * (4 if self.cell == "lstm" else 1)
+        T = int(info.input_shape[0])
+        return Footprint((n_in + m + 1) * n + (m + 1) * K, T * (2 * n + 3 * m + K))
 
 
 class LanguageModelParams(RecurrentParams):

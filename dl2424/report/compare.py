@@ -18,13 +18,16 @@ from .tables import (
     Table,
     config_cell,
     differing_keys,
-    flatten,
+    flatten_all,
     metric_columns,
     test_metrics,
 )
 
 ASCENDING = ("loss", "cost", "wall_time_s")  # smaller is better; everything else: larger
 TERMINAL_KEYS = 6  # differing config keys shown in the terminal; files get all of them
+# a language model (text run) has no accuracy: `runs` shows its lowest smooth and val loss
+LM_METRICS = ("smooth_loss", "val_loss")
+LM_COLUMNS = tuple(f"lowest {m}" for m in LM_METRICS)
 
 
 def _has_magic(pattern: str) -> bool:
@@ -94,7 +97,7 @@ def compare_table(runs: list[Run], at: str = "best", sort: str | None = None) ->
     metrics = [m for m in metric_columns(runs)
                if not m.endswith("cost") or _cost_differs(runs)]
     test = any("test" in r.summary for r in runs)
-    flat = [flatten(r.config) for r in runs]
+    flat = flatten_all([r.config for r in runs])
     # the terminal has room for a few keys: those with the most distinct values
     spread = {k: len({repr(f.get(k)) for f in flat}) for k in keys}
     hidden = sorted(keys, key=lambda k: -spread[k])[TERMINAL_KEYS:]
@@ -174,11 +177,11 @@ def runs_table(sources: list[str | Path], status: str | None = None,
     paths = sorted(dict.fromkeys(paths), key=lambda p: (p.name, str(p)))
     where = ", ".join(str(s) for s in sources)
     t = Table(f"runs in {where}", ["run", "sweep", "started", "status", "dataset", "model",
-                                   "steps", "best val_acc", "test_acc", "wall_time_s",
-                                   "folder"],
+                                   "steps", "best val_acc", *LM_COLUMNS, "test_acc",
+                                   "wall_time_s", "folder"],
               wide=("started", "folder"),  # the run folder's name starts with its start time
-              priority=("run", "status", "best val_acc", "sweep", "test_acc", "dataset",
-                        "model", "steps", "wall_time_s"))
+              priority=("run", "status", "best val_acc", *LM_COLUMNS, "sweep", "test_acc",
+                        "dataset", "model", "steps", "wall_time_s"))
     broken, hidden = [], 0
     for path in paths:
         sweep = sweep_of(path)
@@ -187,7 +190,7 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         except UserError as e:
             broken.append(str(e).splitlines()[0])
             t.rows.append([path.name, sweep and sweep.name, None, "unreadable", None, None,
-                           None, None, None, None, str(path)])
+                           None, None, None, None, None, None, str(path)])
             continue
         if not _wanted(run, status, dataset, name):
             hidden += 1
@@ -197,12 +200,13 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         t.rows.append([run.id, sweep and sweep.name, s.get("started"), run.status,
                        run.dataset, run.model, steps,
                        run.best.get("val_acc") if run.best else None,
+                       *(run.lowest(m) if run.is_language_model else None
+                         for m in LM_METRICS),
                        (s.get("test") or {}).get("acc"), s.get("wall_time_s"), str(path)])
-    if not any(r[1] for r in t.rows):  # no trials: no sweep column
-        t.columns.pop(1)
-        t.rows = [r[:1] + r[2:] for r in t.rows]
+    # no trials: no sweep column; no language model: no loss columns
+    _drop_empty(t, ("sweep", *LM_COLUMNS))
     notes = [f"{hidden} more do not match the filters"] if hidden else []
-    if any(r[1] for r in t.rows):
+    if "sweep" in t.columns:
         notes.append("a trial's folder is <sweep>/runs/<run>")
     if not t.rows and not hidden:
         notes.append(f"no run folders in {where} yet; `dl2424 train CONFIG` makes one")
@@ -210,6 +214,15 @@ def runs_table(sources: list[str | Path], status: str | None = None,
         notes.append("unreadable: " + "; ".join(broken))
     t.note = "; ".join(notes)
     return t
+
+
+def _drop_empty(t: Table, columns: tuple[str, ...]) -> None:
+    """Remove those of `columns` that no row has a value in."""
+    for c in columns:
+        i = t.columns.index(c)
+        if not any(r[i] is not None for r in t.rows):
+            t.columns.pop(i)
+            t.rows = [r[:i] + r[i + 1:] for r in t.rows]
 
 
 def _wanted(run: Run, status: str | None, dataset: str | None, name: str | None) -> bool:

@@ -16,22 +16,18 @@ from matplotlib.figure import Figure
 from .. import rundir
 from .figures import COLORS, SPLIT_COLOR, SPLIT_NAME, Plot, _save
 from .load import Run
-from .tables import flatten, leaf_text
+from .tables import differing_keys, flatten_all, leaf_text, short_names
 
 IGNORED = ("seed", "name")  # keys that never make two runs different settings
 MAX_PANELS = 4  # loss panels side by side
 
 
 def setting_labels(runs: list[Run], ignored=("name",)) -> list[str]:
-    """'f=4, nf=10' per run from the config keys whose values differ, a key's last part
-    alone when unambiguous. A key absent from one config and null in another does not
-    differ (a run made before the key existed)."""
-    flat = [flatten(r.config) for r in runs]
-    keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k not in ignored
-            and len({repr(f.get(k)) for f in flat}) > 1]
-    short = {k: k.rsplit(".", 1)[-1] for k in keys}
-    if len(set(short.values())) < len(keys):
-        short = {k: k for k in keys}
+    """'f=4, nf=10' per run from the config keys whose values differ (`differing_keys`: a
+    key a run lacks counts as its default), a key's last part alone when unambiguous."""
+    keys = differing_keys([r.config for r in runs], ignored)
+    flat = flatten_all([r.config for r in runs])
+    short = short_names(keys)
     return [", ".join(f"{short[k]}={leaf_text(f.get(k))}" for k in keys) or run.name
             for run, f in zip(runs, flat, strict=True)]
 

@@ -72,9 +72,20 @@ class Run:
     def best(self) -> dict | None:
         """The first row with the highest validation accuracy (the trainer's best.npz); for
         a language model, the lowest smooth loss."""
-        if self.rows and "smooth_loss" in self.rows[0]:
+        if self.is_language_model:
             return min(self.rows, key=lambda r: r["smooth_loss"])
         return max(self.rows, key=lambda r: r["val_acc"]) if self.rows else None
+
+    @property
+    def is_language_model(self) -> bool:
+        """A text run: its rows hold the smooth loss, not a validation accuracy."""
+        return bool(self.rows) and "smooth_loss" in self.rows[0]
+
+    def lowest(self, metric: str) -> float | None:
+        """The lowest value of a metric over the rows that have it (a language model's
+        val_loss is measured only every val_every updates); None when none has."""
+        values = [v for r in self.rows if (v := r.get(metric)) is not None and np.isfinite(v)]
+        return min(values) if values else None
 
     @property
     def steps_per_epoch(self) -> int | None:

@@ -16,6 +16,7 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from ..config import NO_DEFAULT, key_default
 from ..errors import UserError
 from .load import Run
 
@@ -204,14 +205,32 @@ def leaf_text(v) -> str:
     return str(v)
 
 
-def differing_keys(configs: list[dict]) -> list[str]:
-    """Dotted config keys whose value is not the same in every run (absent counts as a
-    value). `name` is left out: it labels a run, it does not change what it does."""
+def flatten_all(configs: list[dict]) -> list[dict]:
+    """Each config flattened; a key another run has and this one lacks gets its registry
+    default (the run was made before the key existed and ran as that default); a key
+    without a default stays absent."""
     flat = [flatten(c) for c in configs]
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    missing = object()
-    return [k for k in keys if k != "name"
-            and len({repr(f.get(k, missing)) for f in flat}) > 1]
+    for config, f in zip(configs, flat, strict=True):
+        for k in keys:
+            if k not in f and (value := key_default(config, k)) is not NO_DEFAULT:
+                f[k] = value
+    return flat
+
+
+def differing_keys(configs: list[dict], ignored: tuple[str, ...] = ("name",)) -> list[str]:
+    """Dotted config keys whose value is not the same in every run: a key a run lacks counts
+    as its registry default (null when it has none). `name` is left out: it labels a run,
+    it does not change what it does."""
+    flat = flatten_all(configs)
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    return [k for k in keys if k not in ignored and len({repr(f.get(k)) for f in flat}) > 1]
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key's last part ('model.l2' -> 'l2'), unless two keys would share one."""
+    short = {k: k.rsplit(".", 1)[-1] for k in keys}
+    return short if len(set(short.values())) == len(keys) else {k: k for k in keys}
 
 
 def run_labels(runs: list[Run]) -> list[str]:
@@ -220,10 +239,8 @@ def run_labels(runs: list[Run]) -> list[str]:
     keys = differing_keys([r.config for r in runs])
     if not keys:
         return [r.id for r in runs]
-    short = {k: k.rsplit(".", 1)[-1] for k in keys}
-    if len(set(short.values())) < len(keys):
-        short = {k: k for k in keys}
-    flat = [flatten(r.config) for r in runs]
+    short = short_names(keys)
+    flat = flatten_all([r.config for r in runs])
     labels = [", ".join(f"{short[k]}={config_cell(f, k) or MISSING}" for k in keys)
               for f in flat]
     if len(set(labels)) < len(labels):
@@ -233,7 +250,7 @@ def run_labels(runs: list[Run]) -> list[str]:
 
 def config_table(runs: list[Run], labels: list[str]) -> list[Table]:
     """One run: every key. Several: the differing keys side by side, then the shared ones."""
-    flat = [flatten(r.config) for r in runs]
+    flat = flatten_all([r.config for r in runs])
     if len(runs) == 1:
         return [Table("resolved config (config.yaml)", ["key", "value"],
                       [[k, leaf_text(v)] for k, v in flat[0].items()])]

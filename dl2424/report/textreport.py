@@ -5,14 +5,13 @@ hand-out's report asks), and a 1,000-character passage from the best parameters.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from .. import rundir
 from ..atomic import write_text
-from ..errors import UserError
 from ..generate import Settings, generate
 from .figures import CURVE_SIZE, Plot, _color, _epoch_axis, _save
 from .html import Preformatted, Section, header_lines, run_notes, to_html, to_markdown
@@ -48,14 +47,10 @@ def smooth_loss_figure(runs: list[Run], labels: list[str], out: Path) -> Plot:
 
 
 def read_samples(run: Run) -> list[dict]:
-    f = run.file("samples.json")
-    if not f.is_file():
-        return []
     try:
-        samples = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{f}: unreadable ({e}); the file is corrupt") from None
-    return samples if isinstance(samples, list) else []
+        return rundir.read_samples(run.path)
+    except FileNotFoundError:
+        return []
 
 
 def samples_table(run: Run, label: str = "") -> Table | None:
