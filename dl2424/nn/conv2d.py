@@ -147,8 +147,6 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
-
-
 def block(work, shape, dtype):
     """A `shape` view of work["block"], a flat array grown as needed and kept in the dict
     (one dict per thread: every layer's blocks reuse it); a new array when work is None."""
@@ -188,7 +186,7 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
     """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
 
     At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
-    (W_flip: flipped_filter_matrix(W) if already made), in blocks as the forward pass; else
+    (W_flip: flipped_filter_matrix(W) if already made), a few examples at a time; else
     col2im of dout times the filters. dx: optional output buffer; dpad: optional buffer for
     the padded dout (its zero border is kept); work: see `block`.
     """
