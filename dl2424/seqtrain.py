@@ -296,6 +296,10 @@ class TextTrainer:
         self.reporter.on_eval(row)
         return row
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate a metrics row at `step` records: that of the update before it."""
+        return self.s.schedule(max(step - 1, 0))
+
     def evaluate_now(self) -> dict:
         """A metrics row now, with the validation loss (train --dry-run times this)."""
         return self.log_row(self.s.schedule(self.step), math.nan, True)
