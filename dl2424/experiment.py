@@ -242,7 +242,7 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
         setup = build(exp, data_dir)
         _check_extension(run, old, setup, ckpt.meta["step"],
                          ckpt.meta.get("total_steps", ckpt.meta["step"]))
-        for name in ("checkpoint.npz", "best.npz"):
+        for name in (rundir.CHECKPOINT, rundir.BEST):
             if (run / name).is_file():
                 checkpoint.update_meta(run / name, config_hash=exp.digest(),
                                        total_steps=setup.total_steps)
@@ -250,10 +250,10 @@ def _prepare_resume(run: Path, exp: Experiment, data_dir: Path, reporter, stop,
     else:
         setup = build(exp, data_dir)
     if not 0 <= ckpt.meta["step"] <= setup.total_steps:
-        raise UserError(f"{run / 'checkpoint.npz'}: step {ckpt.meta['step']} is not a step of "
+        raise UserError(f"{run / rundir.CHECKPOINT}: step {ckpt.meta['step']} is not a step of "
                         f"this run (0..{setup.total_steps})")
     if len(ckpt.meta.get("sampled") or []) != setup.data.info.n_classes:
-        raise UserError(f"{run / 'checkpoint.npz'}: metadata lacks the sampler's class counts "
+        raise UserError(f"{run / rundir.CHECKPOINT}: metadata lacks the sampler's class counts "
                         "('sampled'); it was not written by this version of dl2424")
     if not (run / rundir.NORMALISATION).is_file():  # a run from before it was saved
         save_normalisation(setup, run)

@@ -196,7 +196,7 @@ class Predictor:
         if info.encoder is None:
             raise UserError(f"{run}: this run's dataset has no character encoder; predict "
                             "--name needs a run trained on names (--image takes image runs)")
-        self.encoder = Encoder.of(info, str(run / "data.json"))
+        self.encoder = Encoder.of(info, str(run / rundir.DATA))
         self.run = run
 
     @property
