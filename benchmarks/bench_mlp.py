@@ -37,7 +37,7 @@ def dl2424_step(dtype, model=None):
         "model": model or {"type": "mlp", "hidden": [M], "l2": 0.01, "init": "xavier"},
         "optimizer": {"type": "sgd"},
         "schedule": {"type": "cyclic", "n_s": 500}, "train": {"batch_size": B, "cycles": 10}})
-    trainer = Trainer(build(exp, None, data=synthetic(dtype)), run=None)
+    trainer = Trainer(build(exp, None, data=synthetic(dtype)))
     return trainer.train_step
 
 

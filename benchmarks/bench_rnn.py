@@ -45,7 +45,7 @@ def trainer(path: Path, cell: str, B: int, steps: int = 100_000, synth: int | No
         "train": {"batch_size": B, "steps": steps, "clip": 5, "eval_every": 100,
                   "synth_every": synth, "synth_length": 200}})
     setup = build(exp, path.parent)
-    return setup.trainer(setup, run=None)
+    return setup.trainer(setup)
 
 
 def torch_step(torch, cell: str, B: int):
