@@ -169,3 +169,10 @@ def test_rich_progress_follows_pooch_calls():
     bar.close()
     assert bar.completed == 5000
     assert "file.tar.gz" in out.getvalue()
+
+
+def test_names_mirror_is_read_when_a_download_starts(monkeypatch):
+    monkeypatch.delenv("DL2424_NAMES_URL", raising=False)
+    assert fetch.names_base_url() == fetch.NAMES_BASE_URL
+    monkeypatch.setenv("DL2424_NAMES_URL", "http://127.0.0.1:9/mirror/")
+    assert fetch.names_base_url() == "http://127.0.0.1:9/mirror/"

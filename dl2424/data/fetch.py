@@ -29,10 +29,14 @@ CIFAR_ARCHIVES = {  # format -> (url, pinned hash)
                "md5:70270af85842c9e89bb428ec9976c926"),
 }
 NAMES_COMMIT = "b54b7f1df3c0ba5e13a9cbacb169d240c016c627"
-# $DL2424_NAMES_URL: a mirror of the three course files (same names, same hashes).
-NAMES_BASE_URL = os.environ.get("DL2424_NAMES_URL") or (
-    "https://raw.githubusercontent.com/anirudhseth/DD2424_DeepLearning-DataScience/"
-    f"{NAMES_COMMIT}/Lab3/")
+NAMES_BASE_URL = ("https://raw.githubusercontent.com/anirudhseth/DD2424_DeepLearning-DataScience/"
+                  f"{NAMES_COMMIT}/Lab3/")
+
+
+def names_base_url() -> str:
+    """$DL2424_NAMES_URL (a mirror of the three course files: same names, same hashes), read
+    when a download starts, else the pinned commit."""
+    return os.environ.get("DL2424_NAMES_URL") or NAMES_BASE_URL
 NAMES_FILES = {  # file -> pinned hash
     names.NAMES_FILE: "sha256:6596c83949bdfce4220698aac108b7dbc2041be62616aa6f9a9dac6e340a9381",
     names.VAL_FILE: "sha256:e950f0a55f2a0d5e7f3ccac772a980f96bb4b65985add3b89f5effe3449af8d7",
@@ -150,9 +154,9 @@ def fetch_names(data_dir: Path, source: str = "course") -> FetchResult:
         return _fetch_names_tutorial(data_dir)
     folder = data_dir / "names"
     by_hand = (f"place the files by hand: download {', '.join(NAMES_FILES)} from "
-               f"{NAMES_BASE_URL} into {folder}/.")
+               f"{names_base_url()} into {folder}/.")
     for fname, known_hash in NAMES_FILES.items():
-        download(NAMES_BASE_URL + fname, known_hash, folder, fname, by_hand)
+        download(names_base_url() + fname, known_hash, folder, fname, by_hand)
     return FetchResult(names.NAME, folder, dict(NAMES_FILES))
 
 
@@ -215,7 +219,7 @@ def fetch_missing(spec, data_dir: Path, notify) -> FetchResult | None:
         kw = {"source": "tutorial" if fmt == "tutorial" else "course"}
         url, what, flags = ((TUTORIAL_URL, "the PyTorch tutorial's names archive", " --source "
                              "tutorial") if kw["source"] == "tutorial" else
-                            (NAMES_BASE_URL, f"the course's {len(NAMES_FILES)} surname files "
+                            (names_base_url(), f"the course's {len(NAMES_FILES)} surname files "
                              "(sha256-checked)", ""))
     command = f"dl2424 data fetch {spec.type}{flags} --data-dir {data_dir}"
     notify(f"{spec.type} data not found under {data_dir}: downloading {what} from {url} "
