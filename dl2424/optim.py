@@ -94,7 +94,10 @@ class Nesterov(Optimizer):
 class Adam(Optimizer):
     """Adam (beta1, beta2, eps) with bias correction."""
 
-    # Kingma & Ba 2015, Algorithm 1, bias-corrected moments.
+    # Kingma & Ba 2015, Algorithm 1, bias-corrected moments, eps added to sqrt(v) (their
+    # "more efficient" ordering, eps scaled by the correction).
+    BLOCK = 1 << 15  # elements per block: w, dw, m, v and two scratch rows stay in L2
+
     def step(self, params, grads, lr):
         t = self.state.setdefault("t", np.zeros((), dtype=np.int64))
         t += 1
@@ -104,12 +107,42 @@ class Adam(Optimizer):
         m, v = self.slot("m", key, w), self.slot("v", key, w)
         b1, b2 = self.p.beta1, self.p.beta2
         t = int(self.state["t"])
-        m *= w.dtype.type(b1)
-        m += w.dtype.type(1 - b1) * dw
-        v *= w.dtype.type(b2)
-        v += w.dtype.type(1 - b2) * dw * dw
         step = w.dtype.type(lr * np.sqrt(1 - b2**t) / (1 - b1**t))
-        w -= step * m / (np.sqrt(v) + w.dtype.type(self.p.eps))
+        c = [w.dtype.type(x) for x in (b1, 1 - b1, b2, 1 - b2, self.p.eps)]
+        flat = [a.reshape(-1) for a in (w, dw, m, v)]
+        # Block by block, so that the eleven passes below read each block from the cache
+        # (one pass over the whole arrays each is ~1.5x slower on a 9M-parameter model).
+        size, block = w.size, min(w.size, self.BLOCK)
+        bufs = self._bufs(block, w.dtype)
+        for s in range(0, size, block):
+            part = slice(s, min(s + block, size))
+            _adam_block(*(a[part] for a in flat), step, c,
+                        *(b[: part.stop - s] for b in bufs))
+
+    def _bufs(self, size, dtype):
+        b = getattr(self, "_scratch", None)
+        if b is None or b[0].size < size or b[0].dtype != dtype:
+            b = self._scratch = (np.empty(size, dtype), np.empty(size, dtype))
+        return b
+
+
+def _adam_block(w, dw, m, v, step, c, buf, buf2):
+    """One block of the Adam update, in place, in the operation order of
+        m <- b1 m + (1 - b1) dw;  v <- b2 v + (1 - b2) dw dw;  w <- w - step m / (sqrt(v) + eps)
+    (step = lr sqrt(1 - b2^t) / (1 - b1^t)); c = (b1, 1 - b1, b2, 1 - b2, eps)."""
+    b1, c1, b2, c2, eps = c
+    m *= b1
+    np.multiply(dw, c1, out=buf)
+    m += buf
+    v *= b2
+    np.multiply(dw, c2, out=buf)
+    buf *= dw
+    v += buf
+    np.sqrt(v, out=buf)
+    buf += eps
+    np.multiply(m, step, out=buf2)
+    np.divide(buf2, buf, out=buf)
+    w -= buf
 
 
 def _scaled_step(w, dw, m, lr, eps, buf):

@@ -152,3 +152,46 @@ def test_float32_stays_float32():
     grads = bn.batchnorm_backward(np.ones_like(out), cache)
     assert out.dtype == np.float32 and state["mean"].dtype == np.float32
     assert all(a.dtype == np.float32 for a in grads)
+
+
+# rows: (part sizes): a wide view with r > 1 (rows divisible by powers of two), r = 1 (odd
+# part), and channel counts above WIDE_ROW / 2 (no widening at all).
+@pytest.mark.parametrize("parts,F,relu,train", [
+    ((64, 96), 16, True, True), ((21, 35), 8, False, True), ((48, 48), 300, True, True),
+    ((64, 96), 16, True, False), ((40, 24), 4, False, False)])
+def test_rows_in_parts_match_the_reference(parts, F, relu, train):
+    """rows_forward/rows_backward (channels-last, in parts, per-channel vectors widened)
+    give batchnorm_forward/backward (then ReLU) of the same rows."""
+    rng = np.random.default_rng(F)
+    N = sum(parts)
+    z = rng.standard_normal((N, F)) * 2 + 0.5
+    gamma, beta = rng.standard_normal(F), rng.standard_normal(F)
+    dy = rng.standard_normal((N, F))
+    cuts = [slice(0, parts[0]), slice(parts[0], N)]
+
+    def run(fn, items):
+        return [fn(i) for i in items]
+
+    ref_state, state = _fresh_state(F), _fresh_state(F)
+    if not train:  # moving averages away from (0, 1)
+        mean, var = rng.standard_normal(F), rng.random(F) + 0.5
+        for s in (ref_state, state):
+            s["mean"][...], s["var"][...] = mean, var
+    ref, ref_cache = bn.batchnorm_forward(z, gamma, beta, ref_state, train)
+    if relu:
+        ref_mask = ref > 0
+        ref = ref * ref_mask
+    y, cache = bn.rows_forward(z.copy(), gamma, beta, state, train, EPS, 0.9, relu,
+                               np.empty_like(z), cuts, run)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    for k in ("mean", "var"):
+        np.testing.assert_allclose(state[k], ref_state[k], rtol=1e-12)
+
+    dx_ref, dgamma_ref, dbeta_ref = bn.batchnorm_backward(dy * ref_mask if relu else dy,
+                                                         ref_cache)
+    got = dy.copy()
+    dgamma, dbeta, seen = bn.rows_backward(got, cache, cuts, run, lambda i, g: g.shape[0])
+    assert seen == list(parts)
+    np.testing.assert_allclose(got, dx_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dgamma, dgamma_ref, rtol=1e-10)
+    np.testing.assert_allclose(dbeta, dbeta_ref, rtol=1e-10)

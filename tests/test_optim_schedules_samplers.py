@@ -149,3 +149,23 @@ def test_balanced_sampler_draws_equal_classes():
 def test_sequential_order():
     s = samplers.Sequential(np.zeros(25, int), 10)
     np.testing.assert_array_equal(s.epoch_order(None), np.arange(20))
+
+
+def test_adam_blocks_do_not_change_the_numbers():
+    """Adam updates big arrays block by block; the block size must not change any bit."""
+    rng = np.random.default_rng(3)
+    w0 = {"F": rng.standard_normal((5, 3, 7)).astype(np.float32),
+          "b": rng.standard_normal(4).astype(np.float32)}
+    results = []
+    for block in (7, 16, 1 << 20):  # not a divisor of 105, a power of two, one block
+        opt, params = optim.Adam(optim.AdamParams()), {k: v.copy() for k, v in w0.items()}
+        opt.BLOCK = block
+        for t in range(3):
+            g = {k: np.random.default_rng(t).standard_normal(v.shape).astype(np.float32)
+                 for k, v in w0.items()}
+            opt.step(params, g, 0.01)
+        results.append(params)
+    for other in results[1:]:
+        for k in w0:
+            np.testing.assert_array_equal(other[k], results[0][k])
+    assert not np.array_equal(results[0]["F"], w0["F"])

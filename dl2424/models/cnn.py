@@ -194,12 +194,13 @@ class CNN(Model):
             kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is
         if not relu:
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
-        return h, (x.shape, cuts, rows, cols, c_bn, c_act, z if fused_relu else None)
+        return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
+                   z if fused_relu else None)
 
     def _conv_backward(self, dout, cache, l, grads, relu_done=False):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
         relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
-        x_shape, cuts, rows, cols, c_bn, c_act, relu_out = cache
+        x_shape, cuts, rows, cols, W_rows, c_bn, c_act, relu_out = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
         if c_act is not None:
@@ -210,7 +211,7 @@ class CNN(Model):
         if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
             dx = self._buffer(key, "dx", x_shape, dout.dtype)
             dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
-            W_flip = cv.flipped_filter_matrix(W)
+            W_flip = cv.flipped_filter_matrix(W, W_rows)
 
         def back(i, g):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""

@@ -113,11 +113,15 @@ def filter_gradient(dW_rows, W_shape):
     return np.ascontiguousarray(dW_rows.reshape(F, kh, kw, C).transpose(0, 3, 1, 2))
 
 
-def flipped_filter_matrix(W):
+def flipped_filter_matrix(W, W_rows=None):
     """The (kh kw F, C) matrix of the stride-1 transposed convolution: dx is the convolution
-    of the upstream gradient, padded by k - 1 - pad, with the flipped filters, F -> C."""
-    C = W.shape[1]
-    return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(-1, C)
+    of the upstream gradient, padded by k - 1 - pad, with the flipped filters, F -> C.
+
+    Made from the filter rows (W_rows: filter_rows(W) if already made), where flipping both
+    kernel axes reverses the kh kw offsets and the copy keeps C innermost."""
+    F, C, kh, kw = W.shape
+    rows = (filter_rows(W) if W_rows is None else W_rows).reshape(F, kh * kw, C)
+    return np.ascontiguousarray(rows[:, ::-1].transpose(1, 0, 2)).reshape(-1, C)
 
 
 def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
