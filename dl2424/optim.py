@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from .nn import parallel
 from .registry import OPTIMIZERS, Params
 
 
@@ -111,18 +112,27 @@ class Adam(Optimizer):
         c = [w.dtype.type(x) for x in (b1, 1 - b1, b2, 1 - b2, self.p.eps)]
         flat = [a.reshape(-1) for a in (w, dw, m, v)]
         # Block by block, so that the eleven passes below read each block from the cache
-        # (one pass over the whole arrays each is ~1.5x slower on a 9M-parameter model).
+        # (one pass over the whole arrays each is ~1.5x slower on a 9M-parameter model);
+        # the blocks are cut in two halves run on two threads (nn.parallel): each element's
+        # update is independent, so the thread count changes nothing.
         size, block = w.size, min(w.size, self.BLOCK)
-        bufs = self._bufs(block, w.dtype)
-        for s in range(0, size, block):
-            part = slice(s, min(s + block, size))
-            _adam_block(*(a[part] for a in flat), step, c,
-                        *(b[: part.stop - s] for b in bufs))
+        halves = parallel.parts(-(-size // block))
 
-    def _bufs(self, size, dtype):
-        b = getattr(self, "_scratch", None)
+        def run(i):
+            bufs = self._bufs(i, block, w.dtype)
+            for s in range(halves[i].start * block, min(halves[i].stop * block, size), block):
+                part = slice(s, min(s + block, size))
+                _adam_block(*(a[part] for a in flat), step, c,
+                            *(b[: part.stop - s] for b in bufs))
+
+        parallel.map_parts(run, range(len(halves)))
+
+    def _bufs(self, i, size, dtype):
+        """Scratch rows of part i (each thread has its own)."""
+        scratch = self.__dict__.setdefault("_scratch", {})
+        b = scratch.get(i)
         if b is None or b[0].size < size or b[0].dtype != dtype:
-            b = self._scratch = (np.empty(size, dtype), np.empty(size, dtype))
+            b = scratch[i] = (np.empty(size, dtype), np.empty(size, dtype))
         return b
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dl2424 import optim, samplers, schedules
+from dl2424.nn import parallel
 
 
 def _run(opt, w0, grads, lrs):
@@ -151,20 +152,26 @@ def test_sequential_order():
     np.testing.assert_array_equal(s.epoch_order(None), np.arange(20))
 
 
-def test_adam_blocks_do_not_change_the_numbers():
-    """Adam updates big arrays block by block; the block size must not change any bit."""
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_adam_blocks_do_not_change_the_numbers(n_threads):
+    """Adam updates big arrays block by block, the blocks split over the threads; neither
+    the block size nor the thread count may change any bit."""
     rng = np.random.default_rng(3)
     w0 = {"F": rng.standard_normal((5, 3, 7)).astype(np.float32),
           "b": rng.standard_normal(4).astype(np.float32)}
     results = []
-    for block in (7, 16, 1 << 20):  # not a divisor of 105, a power of two, one block
-        opt, params = optim.Adam(optim.AdamParams()), {k: v.copy() for k, v in w0.items()}
-        opt.BLOCK = block
-        for t in range(3):
-            g = {k: np.random.default_rng(t).standard_normal(v.shape).astype(np.float32)
-                 for k, v in w0.items()}
-            opt.step(params, g, 0.01)
-        results.append(params)
+    try:
+        for block, threads in ((1 << 20, 1), (7, n_threads), (16, n_threads)):
+            parallel.set_threads(threads)  # 7: not a divisor of 105; 1 << 20: one block
+            opt, params = optim.Adam(optim.AdamParams()), {k: v.copy() for k, v in w0.items()}
+            opt.BLOCK = block
+            for t in range(3):
+                g = {k: np.random.default_rng(t).standard_normal(v.shape).astype(np.float32)
+                     for k, v in w0.items()}
+                opt.step(params, g, 0.01)
+            results.append(params)
+    finally:
+        parallel.set_threads(None)
     for other in results[1:]:
         for k in w0:
             np.testing.assert_array_equal(other[k], results[0][k])

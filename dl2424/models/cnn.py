@@ -95,6 +95,11 @@ def _image_shape(info: DataInfo) -> tuple[int, int, int]:
     return tuple(int(s) for s in shape)
 
 
+def _by_filters(fn, F):
+    """fn(f) for the two halves f of range(F) (slices), on the threads (filter layouts)."""
+    parallel.map_parts(fn, parallel.parts(F))
+
+
 class CNN(Model):
     def __init__(self, p: CNNParams, info: DataInfo, dtype, rng: np.random.Generator):
         super().__init__(make_loss(p), p.l2)
@@ -170,7 +175,8 @@ class CNN(Model):
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
         z2, cuts = z.reshape(-1, F), parallel.parts(n)
         rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
-        W_rows = cv.filter_rows(W)
+        W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
+        _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
         relu = p.activation == "relu"
         fused_relu = relu and not p.batchnorm  # else BN applies it, or the generic layer
 
@@ -211,7 +217,9 @@ class CNN(Model):
         if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
             dx = self._buffer(key, "dx", x_shape, dout.dtype)
             dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
-            W_flip = cv.flipped_filter_matrix(W, W_rows)
+            flip = self._buffer(key, "W_flip", (KERNEL * KERNEL, F, x_shape[3]), W.dtype)
+            _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_rows[f], flip[:, f]), F)
+            W_flip = flip.reshape(-1, x_shape[3])
 
         def back(i, g):
             """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
@@ -233,8 +241,9 @@ class CNN(Model):
                 d2, c_bn, rows, parallel.map_parts, back, relu_done)
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
-            grads[f"b{l}"] = bn._total([db for _, db in parts])
-        grads[f"F{l}"] = cv.filter_gradient(bn._total([dW for dW, _ in parts]), W.shape)
+            grads[f"b{l}"] = parallel.total([db for _, db in parts])
+        dW = grads[f"F{l}"] = np.empty_like(W)
+        _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape, dW[f]), F)
         return dx
 
     # ------------------------------------------------------------------ pooling block

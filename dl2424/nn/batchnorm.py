@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kinks
+from .parallel import total
 
 STATE_KEYS = ("mean", "var", "count")
 
@@ -168,13 +169,6 @@ def _channel_dots(a, b):
     return _fold(np.einsum("ij,ij->j", _wide(a, r), _wide(b, r)), r)
 
 
-def _total(partials):
-    total = partials[0].copy()
-    for p in partials[1:]:
-        total += p
-    return total
-
-
 def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, sums=None):
     """Batch norm (then ReLU when `relu`) of the rows of z (m, F), in parts.
 
@@ -187,8 +181,8 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
     """
     N, parts = z.shape[0], range(len(cuts))
     if train:
-        mu = _total(sums or run(lambda i: channel_sums(z[cuts[i]]), parts)) / N
-        var = _total(run(lambda i: _centre(z[cuts[i]], mu), parts)) / N
+        mu = total(sums or run(lambda i: channel_sums(z[cuts[i]]), parts)) / N
+        var = total(run(lambda i: _centre(z[cuts[i]], mu), parts)) / N
         _update(state, mu, var, alpha)
     else:
         mu, var = state["mean"], state["var"]
@@ -236,8 +230,8 @@ def rows_backward(dy, cache, cuts, run, then, relu_done=False):
         return channel_sums(g), _channel_dots(g, zc[c])
 
     partial = run(sums, parts)
-    dbeta = _total([p[0] for p in partial])
-    dgamma = _total([p[1] for p in partial]) * inv_std
+    dbeta = total([p[0] for p in partial])
+    dgamma = total([p[1] for p in partial]) * inv_std
     scale = gamma * inv_std
     # dx = scale * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N) with xhat = zc * inv_std
     k_z, k_0 = scale * inv_std * dgamma / N, scale * dbeta / N

@@ -100,28 +100,46 @@ def col2im_nhwc(dcols, stride, pad, out):
     return out
 
 
-def filter_rows(W):
+def filter_rows(W, out=None):
     """(F, C, kh, kw) filters as the (F, kh kw C) matrix whose rows meet im2col_nhwc rows:
-    out = cols @ filter_rows(W).T (a copy that keeps C innermost: cheap even for 512x512)."""
+    out = cols @ filter_rows(W).T (a copy that keeps C innermost: cheap even for 512x512).
+    `out`: optional (F, kh kw C) buffer."""
     F, C, kh, kw = W.shape
-    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(F, kh * kw * C)
+    if out is None:
+        out = np.empty((F, kh * kw * C), dtype=W.dtype)
+    np.copyto(out.reshape(F, kh, kw, C), W.transpose(0, 2, 3, 1))
+    return out
 
 
-def filter_gradient(dW_rows, W_shape):
-    """Adjoint of filter_rows: (F, kh kw C) back to (F, C, kh, kw)."""
+def filter_gradient(dW_rows, W_shape, out=None):
+    """Adjoint of filter_rows: (F, kh kw C) back to (F, C, kh, kw). dW_rows may be a list of
+    partial gradients (one per part of the batch): they are added in order while being
+    transposed, in one pass. `out`: optional (F, C, kh, kw) buffer."""
     F, C, kh, kw = W_shape
-    return np.ascontiguousarray(dW_rows.reshape(F, kh, kw, C).transpose(0, 3, 1, 2))
+    parts = dW_rows if isinstance(dW_rows, list) else [dW_rows]
+    as_W = [p.reshape(F, kh, kw, C).transpose(0, 3, 1, 2) for p in parts]
+    dW = np.empty(W_shape, dtype=parts[0].dtype) if out is None else out
+    if len(as_W) == 1:
+        np.copyto(dW, as_W[0])
+        return dW
+    np.add(as_W[0], as_W[1], out=dW)
+    for p in as_W[2:]:
+        dW += p
+    return dW
 
 
-def flipped_filter_matrix(W, W_rows=None):
+def flipped_filter_matrix(W, W_rows=None, out=None):
     """The (kh kw F, C) matrix of the stride-1 transposed convolution: dx is the convolution
     of the upstream gradient, padded by k - 1 - pad, with the flipped filters, F -> C.
 
     Made from the filter rows (W_rows: filter_rows(W) if already made), where flipping both
-    kernel axes reverses the kh kw offsets and the copy keeps C innermost."""
+    kernel axes reverses the kh kw offsets and the copy keeps C innermost. `out`: optional
+    (kh kw, F, C) buffer, or a view of one (e.g. some of its filters, out[:, f])."""
     F, C, kh, kw = W.shape
     rows = (filter_rows(W) if W_rows is None else W_rows).reshape(F, kh * kw, C)
-    return np.ascontiguousarray(rows[:, ::-1].transpose(1, 0, 2)).reshape(-1, C)
+    flip = np.empty((kh * kw, F, C), dtype=W.dtype) if out is None else out
+    np.copyto(flip, rows[:, ::-1].transpose(1, 0, 2))
+    return flip.reshape(-1, C) if out is None else out
 
 
 def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,

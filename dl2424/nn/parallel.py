@@ -67,3 +67,11 @@ def map_parts(fn, items) -> list:
     futures = [_pool[1].submit(fn, cut) for cut in cuts[1:]]
     first = fn(cuts[0])
     return [first, *(f.result() for f in futures)]
+
+
+def total(partials):
+    """The sum of the parts' partial results, added in part order (a new array)."""
+    out = partials[0].copy()
+    for p in partials[1:]:
+        out += p
+    return out
