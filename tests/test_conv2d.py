@@ -79,6 +79,26 @@ def test_conv_gradients(case):
         assert max_rel_error(analytic, numerical_grad(f, arr)) < 1e-6
 
 
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_from_channel_planes_matches_loops_and_its_filter_gradient(case):
+    """conv2d_planes_forward (NCHW input, im2col from channel planes, NHWC output) is the
+    convolution, and planes_filter_grad its filter gradient (numerically checked)."""
+    x, W, b, stride, pad = _conv_inputs(case, 6)
+    for bias in (b, None):
+        out, _ = cv.conv2d_planes_forward(x, W, bias, stride, pad)
+        np.testing.assert_allclose(out.transpose(0, 3, 1, 2),
+                                   conv_reference(x, W, bias, stride, pad),
+                                   rtol=1e-12, atol=1e-12)
+    out, (_, cols, *_) = cv.conv2d_planes_forward(x, W, None, stride, pad)
+    dout = np.random.default_rng(7).standard_normal(out.shape)
+
+    def f():
+        return float(np.sum(cv.conv2d_planes_forward(x, W, None, stride, pad)[0] * dout))
+
+    dW = cv.planes_filter_grad(dout.reshape(-1, W.shape[0]), cols).T.reshape(W.shape)
+    assert max_rel_error(dW, numerical_grad(f, W)) < 1e-6
+
+
 def test_conv_without_bias_or_input_gradient():
     x, W, _, stride, pad = _conv_inputs(CONV_CASES[0], 4)
     out, cache = cv.conv2d_forward(x, W, None, stride, pad)

@@ -164,25 +164,35 @@ class CNN(Model):
         """Part i's im2col block buffer, shared by all layers (cv.block)."""
         return self.work.setdefault(f"part{i}", {})
 
-    def _conv_forward(self, x, l, train):
-        """conv -> [batch norm] -> activation for conv layer l."""
+    def _conv_forward(self, x, l, train, planes=False):
+        """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
+        as NCHW channel planes (conv2d_planes_forward), else an NHWC map."""
         P, p, key = self.params, self.p, f"conv{l}"
         W, b = P[f"F{l}"], P.get(f"b{l}")
-        n, Ho, Wo, F = cv.conv_out_shape(x.shape, W.shape, 1, PAD)
-        _, H, Wd, C = x.shape
-        xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
-        cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
+        n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
+        n, Ho, Wo, F = cv.conv_out_shape((n, H, Wd, C), W.shape, 1, PAD)
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
         z2, cuts = z.reshape(-1, F), parallel.parts(n)
         rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
-        W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
-        _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
+        if planes:  # each part has its own columns: n is not their outer axis
+            xp = self._buffer(key, "xp", (n, C, H + 2 * PAD, Wd + 2 * PAD), x.dtype, zero=True)
+            cols = [self._buffer(key, f"cols{i}", (C, KERNEL, KERNEL, c.stop - c.start, Ho, Wo),
+                                 x.dtype) for i, c in enumerate(cuts)]
+            W_rows = None
+        else:
+            xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
+            cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
+            W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
+            _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
         relu = p.activation == "relu"
         fused_relu = relu and not p.batchnorm  # else BN applies it, or the generic layer
 
         def conv(i):
             c = cuts[i]
-            cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows)
+            if planes:
+                cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c])
+            else:
+                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows)
             if fused_relu:
                 np.maximum(z[c], 0, out=z[c])
             return bn.channel_sums(z2[rows[i]]) if p.batchnorm and train else None
@@ -201,18 +211,19 @@ class CNN(Model):
         if not relu:
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
-                   z if fused_relu else None)
+                   z if fused_relu else None, planes)
 
     def _conv_backward(self, dout, cache, l, grads, relu_done=False):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
         relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
-        x_shape, cuts, rows, cols, W_rows, c_bn, c_act, relu_out = cache
+        x_shape, cuts, rows, cols, W_rows, c_bn, c_act, relu_out, planes = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
         if c_act is not None:
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
+        assert not (planes and input_grad)
         dx = dpad = W_flip = None
         if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
             dx = self._buffer(key, "dx", x_shape, dout.dtype)
@@ -222,9 +233,10 @@ class CNN(Model):
             W_flip = flip.reshape(-1, x_shape[3])
 
         def back(i, g):
-            """Part i's dW (as filter rows) and db from its dz rows g; its dx slice."""
+            """Part i's dW (as filter rows, or its transpose for planes) and db from its dz
+            rows g; its dx slice."""
             c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
-            dW = cv.filter_rows_grad(g, cols[c])
+            dW = cv.planes_filter_grad(g, cols[i]) if planes else cv.filter_rows_grad(g, cols[c])
             if input_grad:
                 cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
                                           self._blocks(i), W_flip)
@@ -242,6 +254,10 @@ class CNN(Model):
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = parallel.total([db for _, db in parts])
+        if planes:
+            dW_T = parallel.total([p for p, _ in parts])
+            grads[f"F{l}"] = np.ascontiguousarray(dW_T.T).reshape(W.shape)
+            return dx
         dW = grads[f"F{l}"] = np.empty_like(W)
         _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape, dW[f]), F)
         return dx
@@ -286,11 +302,14 @@ class CNN(Model):
     # ------------------------------------------------------------------ whole network
     def forward(self, X, train: bool, rng=None):
         """X (n, C*H*W) flat images -> scores (n, K), cache. The feature maps are NHWC."""
-        h = X.reshape(X.shape[0], *self.image_shape).transpose(0, 2, 3, 1)
+        x = X.reshape(X.shape[0], *self.image_shape)  # NCHW channel planes
+        h = x.transpose(0, 2, 3, 1)
         caches = []
-        for kind, l in self.blocks:
+        for b, (kind, l) in enumerate(self.blocks):
             if kind == "pool":
                 h, c = self._pool_forward(h, l)
+            elif b == 0:  # the images themselves: im2col from their channel planes
+                h, c = self._conv_forward(x, l, train, planes=True)
             else:
                 h, c = self._conv_forward(h, l, train)
             caches.append(c)
