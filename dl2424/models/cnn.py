@@ -188,23 +188,31 @@ class CNN(Model):
         fused_relu = relu and not p.batchnorm  # else BN applies it, or the generic layer
 
         def conv(i):
-            c = cuts[i]
-            if planes:
-                cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c])
-            else:
-                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows)
+            """Part i's convolution; the ReLU, or the BN statistics, on each block of its
+            output rows while the block is in cache. Returns the statistics."""
+            c, stats = cuts[i], []
             if fused_relu:
-                np.maximum(z[c], 0, out=z[c])
-            return bn.channel_sums(z2[rows[i]]) if p.batchnorm and train else None
+                def then(block):
+                    np.maximum(block, 0, out=block)
+            elif p.batchnorm and train:
+                def then(block):
+                    stats.append(bn.block_stats(block))
+            else:
+                then = None
+            if planes:
+                cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c], then)
+            else:
+                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows, then)
+            return stats
 
-        sums = parallel.map_parts(conv, range(len(cuts)))
+        stats = parallel.map_parts(conv, range(len(cuts)))
         h, c_bn, c_act = z, None, None
         if p.batchnorm:
             y = self._buffer(key, "y", z.shape, x.dtype)
             _, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
                                       bn.layer_state(self.state, f"bn{l}"), train, p.bn_eps,
                                       p.bn_alpha, relu, y.reshape(-1, F), rows,
-                                      parallel.map_parts, sums if train else None)
+                                      parallel.map_parts, stats if train else None)
             h = y
         elif fused_relu:
             kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is

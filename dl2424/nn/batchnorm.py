@@ -163,53 +163,76 @@ def channel_sums(x):
     return _fold(np.ones(w.shape[0], dtype=x.dtype) @ w, r)
 
 
-def _channel_dots(a, b):
-    """sum over rows of a * b for two (m, F) blocks, per channel."""
-    r = _repeats(*a.shape)
-    return _fold(np.einsum("ij,ij->j", _wide(a, r), _wide(b, r)), r)
+def block_stats(z):
+    """(count, mean, M2) of the rows of an (m, F) block: per-channel mean and sum of squared
+    deviations from it. The block is read twice, so call it while the block is in cache
+    (conv2d's `then`)."""
+    m = z.shape[0]
+    mean = channel_sums(z) / z.dtype.type(m)
+    r = _repeats(*z.shape)
+    d = _wide(z, r) - np.tile(mean, r)  # block-sized temporary
+    return m, mean, _fold(np.einsum("ij,ij->j", d, d), r)
 
 
-def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, sums=None):
+def merge_stats(stats):
+    """Mean and biased variance of the union of blocks, from their block_stats in order
+    (the pairwise update of Chan, Golub & LeVeque 1979: no sum of squares of raw values,
+    so no cancellation)."""
+    n, mean, M2 = stats[0]
+    for nb, mb, M2b in stats[1:]:
+        delta, tot = mb - mean, n + nb
+        mean = mean + delta * (nb / tot)
+        M2 = M2 + M2b + delta * delta * (n * nb / tot)
+        n = tot
+    return mean, M2 / n
+
+
+def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, stats=None):
     """Batch norm (then ReLU when `relu`) of the rows of z (m, F), in parts.
 
     Inputs:
-    - z: (m, F) conv output; centred in place (it is the cache's x - mu)
+    - z: (m, F) conv output (left as it is: the cache keeps it and the batch mean)
     - y: (m, F) buffer for the output
     - cuts, run: the parts' row slices, and the map that runs fn(i) for each part index
-    - sums: the parts' channel_sums(z[cut]) when the caller already has them
+    - stats: per part, the block_stats of its blocks of rows in order, when the caller
+      already has them (the conv layer takes them while each block is in cache)
     Returns (y, cache). The moving averages in `state` are updated as in batchnorm_forward.
     """
-    N, parts = z.shape[0], range(len(cuts))
+    parts = range(len(cuts))
     if train:
-        mu = total(sums or run(lambda i: channel_sums(z[cuts[i]]), parts)) / N
-        var = total(run(lambda i: _centre(z[cuts[i]], mu), parts)) / N
+        stats = stats or run(lambda i: [block_stats(z[cuts[i]])], parts)
+        mu, var = merge_stats([b for part in stats for b in part])
         _update(state, mu, var, alpha)
     else:
         mu, var = state["mean"], state["var"]
-        run(lambda i: _centre(z[cuts[i]], mu, square=False), parts)
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = gamma * inv_std
+    shift = beta - mu * scale  # y = (z - mu) scale + beta = z scale + shift
 
     def normalise(i):
-        zc, out = z[cuts[i]], y[cuts[i]]
-        r = _repeats(*zc.shape)
-        out = _wide(out, r)
-        np.multiply(_wide(zc, r), np.tile(scale, r), out=out)
-        out += np.tile(beta, r)
+        c = cuts[i]
+        r = _repeats(*z[c].shape)
+        out = _wide(y[c], r)
+        np.multiply(_wide(z[c], r), np.tile(scale, r), out=out)
+        out += np.tile(shift, r)
         if relu:
             np.maximum(out, 0, out=out)
 
     run(normalise, parts)
     if relu:
         kinks.note_sign("relu", y)  # y > 0 exactly where the ReLU's input is
-    return y, (z, y, gamma, inv_std, train, relu)
+    return y, (z, y, gamma, inv_std, mu, train, relu)
 
 
-def _centre(z, mu, square=True):
-    """z -= mu in place; with `square` the per-channel sums of squares of the result."""
+def _centred_dots(g, z, mu):
+    """Per channel, sum over rows of g * (z - mu) for (m, F) blocks, z - mu made in blocks
+    of rows small enough to stay in cache."""
     r = _repeats(*z.shape)
-    _wide(z, r)[...] -= np.tile(mu, r)
-    return _channel_dots(z, z) if square else None
+    gw, zw, mu_w = _wide(g, r), _wide(z, r), np.tile(mu, r)
+    step = max(1, 2**16 // zw.shape[1])
+    partial = [np.einsum("ij,ij->j", gw[s : s + step], zw[s : s + step] - mu_w)
+               for s in range(0, zw.shape[0], step)]
+    return _fold(total(partial), r)
 
 
 def rows_backward(dy, cache, cuts, run, then, relu_done=False):
@@ -220,21 +243,23 @@ def rows_backward(dy, cache, cuts, run, then, relu_done=False):
     max-pool after the ReLU did it on its smaller map). Returns (dgamma, dbeta, [then's
     results in part order]). The cache is used up: its output buffer serves as scratch.
     """
-    zc, y, gamma, inv_std, train, relu = cache
-    N, parts = zc.shape[0], range(len(cuts))
+    z, y, gamma, inv_std, mu, train, relu = cache
+    N, parts = z.shape[0], range(len(cuts))
 
     def sums(i):
         g, c = dy[cuts[i]], cuts[i]
         if relu and not relu_done:
             np.multiply(g, y[c] > 0, out=g)
-        return channel_sums(g), _channel_dots(g, zc[c])
+        return channel_sums(g), _centred_dots(g, z[c], mu)
 
     partial = run(sums, parts)
     dbeta = total([p[0] for p in partial])
     dgamma = total([p[1] for p in partial]) * inv_std
     scale = gamma * inv_std
-    # dx = scale * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N) with xhat = zc * inv_std
+    # dx = scale * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N) with xhat = (z - mu) inv_std
+    #    = scale dy - k_z z - (k_0 - k_z mu)
     k_z, k_0 = scale * inv_std * dgamma / N, scale * dbeta / N
+    k_c = k_0 - k_z * mu
 
     def apply(i):
         g, c = dy[cuts[i]], cuts[i]
@@ -242,8 +267,8 @@ def rows_backward(dy, cache, cuts, run, then, relu_done=False):
         gw = _wide(g, r)
         gw *= np.tile(scale, r)
         if train:
-            gw -= np.multiply(_wide(zc[c], r), np.tile(k_z, r), out=_wide(y[c], r))
-            gw -= np.tile(k_0, r)
+            gw -= np.multiply(_wide(z[c], r), np.tile(k_z, r), out=_wide(y[c], r))
+            gw -= np.tile(k_c, r)
         return then(i, g)
 
     return dgamma, dbeta, run(apply, parts)

@@ -164,7 +164,7 @@ def flipped_filter_matrix(W, W_rows=None, out=None):
 
 
 def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
-                        W_rows=None):
+                        W_rows=None, then=None):
     """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
     The backward pass reuses the im2col matrix for dW.
@@ -175,6 +175,7 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     - xp, cols, out: optional buffers for the padded input (zero border), the im2col
       matrix (n, Ho, Wo, kh, kw, C) and the (n, Ho, Wo, F) output; W_rows: filter_rows(W)
       if already made
+    - then: see `product_in_blocks`
     Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
     n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
@@ -184,19 +185,32 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
     W_rows = filter_rows(W) if W_rows is None else W_rows
-    np.matmul(cols.reshape(n * Ho * Wo, -1), W_rows.T, out=out.reshape(-1, F))
-    if b is not None:
-        out += b
+    product_in_blocks(cols.reshape(n * Ho * Wo, -1), W_rows.T, b, out.reshape(-1, F), then)
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
-def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None):
+def product_in_blocks(a, b, bias, out, then=None):
+    """out = a @ b (+ bias). With `then`, in blocks of rows of about 1 MB of out, and
+    then(block) runs on each block right after its product, while it is in cache (the
+    activation, or batch-norm statistics): one pass over out saved."""
+    step = out.shape[0] if then is None else max(1, 2**18 // out.shape[1])
+    for s in range(0, out.shape[0], step):
+        rows = slice(s, min(s + step, out.shape[0]))
+        np.matmul(a[rows], b, out=out[rows])
+        if bias is not None:
+            out[rows] += bias
+        if then is not None:
+            then(out[rows])
+
+
+def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
+                          then=None):
     """conv2d_nhwc_forward for an NCHW input x (n, C, H, W), through im2col_planes; the
     output is NHWC (n, Ho, Wo, F), as from conv2d_nhwc_forward. For the input images.
 
     xp, cols, out: optional buffers for the padded input (n, C, Hp, Wp) (zero border), the
-    (C, kh, kw, n, Ho, Wo) columns and the output. Returns (out, cache); the cache's
-    columns give dW through planes_filter_grad.
+    (C, kh, kw, n, Ho, Wo) columns and the output; then: see `product_in_blocks`. Returns
+    (out, cache); the cache's columns give dW through planes_filter_grad.
     """
     n, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
@@ -207,9 +221,8 @@ def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None
     cols = im2col_planes(xp, kh, kw, stride, cols)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
-    np.matmul(cols.reshape(C * kh * kw, -1).T, W.reshape(F, -1).T, out=out.reshape(-1, F))
-    if b is not None:
-        out += b
+    product_in_blocks(cols.reshape(C * kh * kw, -1).T, W.reshape(F, -1).T, b,
+                      out.reshape(-1, F), then)
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
