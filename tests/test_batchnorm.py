@@ -185,8 +185,8 @@ def test_rows_in_parts_match_the_reference(parts, F, relu, train):
     # unequal sizes, as the conv layer gives them
     blocks = [[bn.block_stats(z[c][s : s + 13]) for s in range(0, c.stop - c.start, 13)]
               for c in cuts]
-    y, cache = bn.rows_forward(z.copy(), gamma, beta, state, train, EPS, 0.9, relu,
-                               np.empty_like(z), cuts, run, blocks if F == 16 else None)
+    y, shift, cache = bn.rows_forward(z.copy(), gamma, beta, state, train, EPS, 0.9, relu,
+                                      np.empty_like(z), cuts, run, blocks if F == 16 else None)
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
     for k in ("mean", "var"):
         np.testing.assert_allclose(state[k], ref_state[k], rtol=1e-12)
@@ -217,3 +217,23 @@ def test_merged_block_statistics_are_the_batch_statistics():
         np.testing.assert_allclose(var, x64.var(axis=0), rtol=rtol)
     naive = (x * x).mean(axis=0) - x.mean(axis=0) ** 2
     assert abs(naive[1] / x64.var(axis=0)[1] - 1) > 0.1
+
+
+def test_deferred_shift_and_relu_give_the_same_output():
+    """With defer, rows_forward leaves the shift and the ReLU to the caller (a max-pool):
+    adding them afterwards gives the undeferred output."""
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((64, 16)) + 0.3
+    gamma, beta = rng.standard_normal(16), rng.standard_normal(16)
+    cuts = [slice(0, 24), slice(24, 64)]
+
+    def run(fn, items):
+        return [fn(i) for i in items]
+
+    out = []
+    for defer in (False, True):
+        y, shift, _ = bn.rows_forward(z.copy(), gamma, beta, _fresh_state(16), True, EPS, 0.9,
+                                      True, np.empty_like(z), cuts, run, defer=defer)
+        out.append(np.maximum(y + shift, 0) if defer else y)
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-12, atol=1e-12)
+    assert (out[0] == 0).any() and (out[0] > 0).any()

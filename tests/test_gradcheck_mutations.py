@@ -115,10 +115,13 @@ MUTATIONS = {
         lambda f: lambda dout, cache: f(dout, (np.zeros_like(cache[0]), *cache[1:]))),
     "2-D conv filter gradient flipped (convolution, not correlation)": (
         "cnn", PLAIN_CNN, 2, conv2d, "filter_gradient",
-        lambda f: _wrap(f, lambda r, *_: r[:, :, ::-1, ::-1].copy())),
+        lambda f: _wrap(f, lambda r, *_: _in_place(r, r[:, :, ::-1, ::-1].copy()))),
     "2-D conv filter gradient paired with the next window": (
         "cnn", PLAIN_CNN, 2, conv2d, "filter_rows_grad",
         lambda f: lambda g, cols: f(g, np.roll(cols.reshape(g.shape[0], -1), 1, axis=0))),
+    "2-D first conv's filter gradient paired with the next position": (
+        "cnn", PLAIN_CNN, 2, conv2d, "planes_filter_grad",
+        lambda f: lambda g, cols: f(np.roll(g, 1, axis=0), cols)),
     "2-D conv input gradient off by one row": (
         "cnn", CNN, 4, conv2d, "conv2d_nhwc_input_grad",
         lambda f: _wrap(f, lambda r, *_: _in_place(r, np.roll(r, 1, axis=1)))),

@@ -164,9 +164,13 @@ class CNN(Model):
         """Part i's im2col block buffer, shared by all layers (cv.block)."""
         return self.work.setdefault(f"part{i}", {})
 
-    def _conv_forward(self, x, l, train, planes=False):
+    def _conv_forward(self, x, l, train, planes=False, defer=False):
         """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
-        as NCHW channel planes (conv2d_planes_forward), else an NHWC map."""
+        as NCHW channel planes (conv2d_planes_forward), else an NHWC map. defer: a max-pool
+        follows and the activation is ReLU: BN's shift and the ReLU are left to the pool,
+        which commutes with both (max(a + s, 0) over a window = max(max a + s, 0)) and
+        applies them to its 4x smaller output.
+        Returns (h, cache, shift): shift is BN's per-channel shift when deferred, else None."""
         P, p, key = self.params, self.p, f"conv{l}"
         W, b = P[f"F{l}"], P.get(f"b{l}")
         n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
@@ -185,7 +189,7 @@ class CNN(Model):
             W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
             _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
         relu = p.activation == "relu"
-        fused_relu = relu and not p.batchnorm  # else BN applies it, or the generic layer
+        fused_relu = relu and not p.batchnorm and not defer  # else BN, the pool or the layer
 
         def conv(i):
             """Part i's convolution; the ReLU, or the BN statistics, on each block of its
@@ -206,20 +210,21 @@ class CNN(Model):
             return stats
 
         stats = parallel.map_parts(conv, range(len(cuts)))
-        h, c_bn, c_act = z, None, None
+        h, c_bn, c_act, shift = z, None, None, None
         if p.batchnorm:
             y = self._buffer(key, "y", z.shape, x.dtype)
-            _, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
-                                      bn.layer_state(self.state, f"bn{l}"), train, p.bn_eps,
-                                      p.bn_alpha, relu, y.reshape(-1, F), rows,
-                                      parallel.map_parts, stats if train else None)
+            _, shift, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
+                                             bn.layer_state(self.state, f"bn{l}"), train,
+                                             p.bn_eps, p.bn_alpha, relu, y.reshape(-1, F), rows,
+                                             parallel.map_parts, stats if train else None,
+                                             defer)
             h = y
         elif fused_relu:
             kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is
         if not relu:
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
-                   z if fused_relu else None, planes)
+                   z if fused_relu else None, planes), shift if defer else None
 
     def _conv_backward(self, dout, cache, l, grads, relu_done=False):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
@@ -271,22 +276,30 @@ class CNN(Model):
         return dx
 
     # ------------------------------------------------------------------ pooling block
-    def _pool_forward(self, x, i):
+    def _pool_forward(self, x, i, relu=False, shift=None):
+        """Max-pool i; then `shift` (per channel) and the ReLU when the conv before deferred
+        them (relu: its activation, a ReLU, is applied here)."""
         k, s, pad = self.pool
         n, H, W, C = x.shape
         Ho, Wo = self._pooled(H, W)
         cuts, key = parallel.parts(n), f"pool{i}"
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
-        if cv.fast_pool(x.shape, k, s, pad):
-            rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype)
-            caches = parallel.map_parts(
-                lambda c: cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c])[1], cuts)
-        else:
-            def pool(c):
-                out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
-                return cache
+        fast = cv.fast_pool(x.shape, k, s, pad)
+        rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
 
-            caches = parallel.map_parts(pool, cuts)
+        def pool(c):
+            if fast:
+                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c])[1]
+            else:
+                out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
+            if shift is not None:
+                bn.add_per_channel(out[c].reshape(-1, C), shift)
+            if relu:
+                kinks.note_sign("relu", out[c])  # the ReLU's input, on the pooled map
+                np.maximum(out[c], 0, out=out[c])
+            return cache
+
+        caches = parallel.map_parts(pool, cuts)
         return out, (x.shape, cuts, caches, out)
 
     def _pool_backward(self, dout, cache, i, relu):
@@ -312,14 +325,16 @@ class CNN(Model):
         """X (n, C*H*W) flat images -> scores (n, K), cache. The feature maps are NHWC."""
         x = X.reshape(X.shape[0], *self.image_shape)  # NCHW channel planes
         h = x.transpose(0, 2, 3, 1)
-        caches = []
+        caches, relu, deferred = [], self.p.activation == "relu", None
         for b, (kind, l) in enumerate(self.blocks):
             if kind == "pool":
-                h, c = self._pool_forward(h, l)
-            elif b == 0:  # the images themselves: im2col from their channel planes
-                h, c = self._conv_forward(x, l, train, planes=True)
-            else:
-                h, c = self._conv_forward(h, l, train)
+                h, c = self._pool_forward(h, l, deferred is not None,
+                                          None if deferred is None else deferred[0])
+                deferred = None
+            else:  # the first conv reads the images' channel planes
+                defer = relu and b + 1 < len(self.blocks) and self.blocks[b + 1][0] == "pool"
+                h, c, shift = self._conv_forward(x if b == 0 else h, l, train, b == 0, defer)
+                deferred = (shift,) if defer else None
             caches.append(c)
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))

@@ -163,6 +163,12 @@ def channel_sums(x):
     return _fold(np.ones(w.shape[0], dtype=x.dtype) @ w, r)
 
 
+def add_per_channel(x, v):
+    """x += v for the rows of an (m, F) block and a per-channel (F,) vector, in place."""
+    r = _repeats(*x.shape)
+    _wide(x, r)[...] += np.tile(v, r)
+
+
 def block_stats(z):
     """(count, mean, M2) of the rows of an (m, F) block: per-channel mean and sum of squared
     deviations from it. The block is read twice, so call it while the block is in cache
@@ -187,7 +193,8 @@ def merge_stats(stats):
     return mean, M2 / n
 
 
-def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, stats=None):
+def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, stats=None,
+                 defer=False):
     """Batch norm (then ReLU when `relu`) of the rows of z (m, F), in parts.
 
     Inputs:
@@ -196,7 +203,10 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
     - cuts, run: the parts' row slices, and the map that runs fn(i) for each part index
     - stats: per part, the block_stats of its blocks of rows in order, when the caller
       already has them (the conv layer takes them while each block is in cache)
-    Returns (y, cache). The moving averages in `state` are updated as in batchnorm_forward.
+    - defer: y = z scale only; adding `shift` and the ReLU is left to the caller (a
+      max-pool commutes with both, and does them on its four times smaller output)
+    Returns (y, shift, cache) with y = z scale + shift (then ReLU) unless deferred. The
+    moving averages in `state` are updated as in batchnorm_forward.
     """
     parts = range(len(cuts))
     if train:
@@ -214,14 +224,16 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
         r = _repeats(*z[c].shape)
         out = _wide(y[c], r)
         np.multiply(_wide(z[c], r), np.tile(scale, r), out=out)
-        out += np.tile(shift, r)
-        if relu:
-            np.maximum(out, 0, out=out)
+        if not defer:
+            out += np.tile(shift, r)
+            if relu:
+                np.maximum(out, 0, out=out)
 
     run(normalise, parts)
+    relu = relu and not defer
     if relu:
         kinks.note_sign("relu", y)  # y > 0 exactly where the ReLU's input is
-    return y, (z, y, gamma, inv_std, mu, train, relu)
+    return y, shift, (z, y, gamma, inv_std, mu, train, relu)
 
 
 def _centred_dots(g, z, mu):
