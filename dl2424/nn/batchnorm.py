@@ -135,6 +135,7 @@ def _sum_of_products(a, b):
 # an inner loop per row, and rows of 16 or 32 channels would spend more time starting
 # loops than computing. Per-channel sums fold the r copies back (`_fold`).
 WIDE_ROW = 512
+DOT_BLOCK = 2**18  # entries of z - mu made at a time in _centred_dots (1 MB of float32)
 
 
 def _repeats(m, F):
@@ -241,7 +242,7 @@ def _centred_dots(g, z, mu):
     of rows small enough to stay in cache."""
     r = _repeats(*z.shape)
     gw, zw, mu_w = _wide(g, r), _wide(z, r), np.tile(mu, r)
-    step = max(1, 2**16 // zw.shape[1])
+    step = max(1, DOT_BLOCK // zw.shape[1])
     partial = [np.einsum("ij,ij->j", gw[s : s + step], zw[s : s + step] - mu_w)
                for s in range(0, zw.shape[0], step)]
     return _fold(total(partial), r)
