@@ -171,3 +171,24 @@ def test_configuration_errors():
         _build({"layers": [4, "P"]})
     with pytest.raises(pydantic.ValidationError):
         _build({"layers": [4], "conv_size": 5})
+
+
+@pytest.mark.parametrize("keys", [
+    {"layers": [4, "M", 5, "M"], "batchnorm": True},
+    {"layers": [4, 5, "M"], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
+])
+def test_work_buffers_shared_by_batches_of_other_sizes_leave_no_trace(keys):
+    """The layers' work buffers serve any batch up to the largest seen, and grow (zeroed
+    again) for a larger one: scores in chunks of 3, 3 and 1 examples, then updates on 9 and
+    on 5 examples give what fresh models give (padding borders stay zero, nothing of an
+    earlier batch is read)."""
+    X, y = _data(_build(keys), 9)
+    used = _build(keys)
+    chunked = used.scores(X[:7], batch_size=3)
+    _, _, g9 = used.loss(X, y, train=True)
+    _, _, g5 = used.loss(X[:5], y[:5], train=True)
+    np.testing.assert_array_equal(chunked, _build(keys).scores(X[:7], batch_size=3))
+    for batch, grads in ((slice(0, 5), g5), (slice(0, 9), g9)):
+        _, _, expected = _build(keys).loss(X[batch], y[batch], train=True)
+        for k in expected:
+            np.testing.assert_array_equal(grads[k], expected[k])

@@ -135,8 +135,10 @@ class CNN(Model):
             self.params[f"W{j}"] = init(sizes[j - 1], (sizes[j - 1], sizes[j]), rng, dtype)
             self.params[f"bW{j}"] = np.zeros(sizes[j], dtype=dtype)
             self.decay.append(f"W{j}")
-        # Evaluation chunks whose im2col matrices stay below 2^24 entries (64 MB in float32).
-        self.eval_batch = int(np.clip(2**24 // widest, 1, 2000))
+        # Evaluation chunks whose im2col matrices stay below 2^22 entries (16 MB in float32):
+        # the layers' work buffers (self.work) are sized by the larger of a training batch and
+        # a chunk, so larger chunks would only hold more memory, not run faster.
+        self.eval_batch = int(np.clip(2**22 // widest, 1, 2000))
         fc = Block(p.activation, p.leaky_slope, keep=p.keep)  # dropout on each fc input
         self.fc_blocks = [fc if j < self.n_fc else replace(fc, activation=None)
                           for j in range(1, self.n_fc + 1)]

@@ -306,13 +306,24 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
 
 
 def work_buffer(scratch, name, shape, dtype, zero=True):
-    """A work array from `scratch` (dict) reused when its shape and dtype fit, else a new one.
-    New buffers are zeroed when `zero` (padding borders rely on that)."""
+    """A work array of `shape` from `scratch` (a dict), reused across calls.
+
+    A buffer made for a larger batch serves a smaller one: a zeroed buffer (padding borders
+    rely on its zeros) as its first examples when only the first axis differs, any other as
+    the first entries of its memory. Training updates and evaluation chunks of other sizes
+    thus share one set of buffers; a new one (zeroed when `zero`) is made only for a larger
+    batch or another dtype.
+    """
     buf = None if scratch is None else scratch.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-        if scratch is not None:
-            scratch[name] = buf
+    if buf is not None and buf.dtype == dtype:
+        if zero and buf.shape[1:] == shape[1:] and buf.shape[0] >= shape[0]:
+            return buf[: shape[0]]
+        size = int(np.prod(shape))
+        if not zero and buf.size >= size:
+            return buf.reshape(-1)[:size].reshape(shape)
+    buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    if scratch is not None:
+        scratch[name] = buf
     return buf
 
 
