@@ -4,11 +4,10 @@ One update = loss, backward and an Adam step (lr 1e-4) on a fixed random CIFAR-s
 float32. dl2424 and, when `import torch` works, the same network in PyTorch (Conv2d,
 BatchNorm2d, ReLU, MaxPool2d, Linear; NCHW, as a student writes it) are timed in one process,
 interleaved round by round (dl2424 1 thread, torch 1 thread, dl2424 2 threads, torch 2 threads),
-so that the load of other processes hits all four alike; the table shows the median of the
-rounds. "ratio" is dl2424 / PyTorch at equal threads (below 1: dl2424 is faster), the median
-over rounds of the ratio within each round: on a shared host whose speed drifts by tens of
-percent from one second to the next, a ratio of two times measured a moment apart is
-steadier than the ratio of two medians. GFLOP/s
+so that the load of other processes hits all four alike; the table shows the fastest of the
+rounds (other processes and a drifting shared host only ever add time, by tens of percent
+from one second to the next, so the minimum is the steadiest estimate of each library's own
+speed). "ratio" is dl2424 / PyTorch at equal threads (below 1: dl2424 is faster). GFLOP/s
 counts the products only (convolutions forward, dW and dx except for the first layer, and the
 fc layers: BN, pooling and activations count as zero work); "of peak" relates it to a
 2048^3 float32 matmul measured here with the same number of threads.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,7 +60,7 @@ ROWS = [
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7, help="timed rounds; the median is shown")
+    ap.add_argument("--repeats", type=int, default=7, help="timed rounds; the fastest is shown")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="thread counts to compare (default 1 2)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -147,7 +145,7 @@ def set_threads(torch, n):
 
 
 def time_row(label, keys, n, number, opts, torch):
-    """Median ms per update of each (library, threads), rounds interleaved."""
+    """Fastest ms per update of each (library, threads), rounds interleaved."""
     model, X, y = build(keys, n)
     steps = {("dl2424", t): dl2424_step(model, X, y) for t in opts.threads}
     if torch is not None:
@@ -160,11 +158,7 @@ def time_row(label, keys, n, number, opts, torch):
                                         timer(opts))[0]
             if round_:
                 times[lib, t].append(ms)
-    ratios = {t: statistics.median(a / b for a, b in
-                                   zip(times["dl2424", t], times["torch", t], strict=True))
-              for t in opts.threads if ("torch", t) in times}
-    return ({key: statistics.median(v) for key, v in times.items()}, ratios,
-            matmul_flops(model, n))
+    return {key: min(v) for key, v in times.items()}, matmul_flops(model, n)
 
 
 def main():
@@ -174,7 +168,7 @@ def main():
     for t in opts.threads:
         set_threads(torch, t)
         peaks[t] = matmul_peak_gflops(np.float32)
-    table = Table(title="ms per cnn update (float32, Adam, fixed batch), median of "
+    table = Table(title="ms per cnn update (float32, Adam, fixed batch), fastest of "
                         f"{opts.repeats} interleaved rounds, {opts.clock} clock")
     for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio", "GFLOP/s",
                 "of peak"):
@@ -182,13 +176,13 @@ def main():
     first, last = opts.rows
     t0 = time.perf_counter()
     for label, keys, n, number in ROWS[first : last + 1]:
-        ms, ratios, flops = time_row(label, keys, n, number, opts, torch)
+        ms, flops = time_row(label, keys, n, number, opts, torch)
         for t in opts.threads:
             ours, theirs = ms["dl2424", t], ms.get(("torch", t))
             rate = flops / ours / 1e6
             table.add_row(label if t == opts.threads[0] else "", str(n), str(t), f"{ours:.1f}",
                           "-" if theirs is None else f"{theirs:.1f}",
-                          "-" if theirs is None else f"{ratios[t]:.2f}",
+                          "-" if theirs is None else f"{ours / theirs:.2f}",
                           f"{rate:.1f}", f"{rate / peaks[t]:.0%}")
     console = Console(width=120)
     console.print(table)
