@@ -192,3 +192,19 @@ def test_work_buffers_shared_by_batches_of_other_sizes_leave_no_trace(keys):
         _, _, expected = _build(keys).loss(X[batch], y[batch], train=True)
         for k in expected:
             np.testing.assert_array_equal(grads[k], expected[k])
+
+
+@pytest.mark.parametrize("keys", [
+    {"layers": [4, "M", 5, 6, "M"], "batchnorm": True},
+    {"layers": [4, 5, "M"], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
+])
+def test_filter_gradient_over_the_whole_batch_equals_the_sum_over_parts(keys, monkeypatch):
+    """Large filter banks take dW in one product over the batch (per half of the filters);
+    forced on for every layer, it gives the per-part sums' gradients (which the gradient
+    checks above verify)."""
+    X, y = _data(_build(keys), 7)
+    _, _, parts = _build(keys).loss(X, y, train=True)
+    monkeypatch.setattr(dl2424.models.cnn, "WHOLE_BATCH_DW", 0)
+    _, _, whole = _build(keys).loss(X, y, train=True)
+    for k in parts:
+        np.testing.assert_allclose(whole[k], parts[k], rtol=1e-12, atol=1e-14)

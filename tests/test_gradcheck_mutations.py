@@ -118,7 +118,8 @@ MUTATIONS = {
         lambda f: _wrap(f, lambda r, *_: _in_place(r, r[:, :, ::-1, ::-1].copy()))),
     "2-D conv filter gradient paired with the next window": (
         "cnn", PLAIN_CNN, 2, conv2d, "filter_rows_grad",
-        lambda f: lambda g, cols: f(g, np.roll(cols.reshape(g.shape[0], -1), 1, axis=0))),
+        lambda f: lambda g, cols, **kw: f(g, np.roll(cols.reshape(g.shape[0], -1), 1, axis=0),
+                                          **kw)),
     "2-D first conv's filter gradient paired with the next position": (
         "cnn", PLAIN_CNN, 2, conv2d, "planes_filter_grad",
         lambda f: lambda g, cols: f(np.roll(g, 1, axis=0), cols)),

@@ -62,7 +62,10 @@ def test_bad_thread_setting_is_a_user_error(monkeypatch):
     {"layers": [4, "M", 5, 3], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
     {"layers": [4, "M"], "batchnorm": True, "activation": "leaky_relu"},
 ])
-def test_one_and_two_threads_give_the_same_numbers(threads, keys):
+@pytest.mark.parametrize("whole_batch_dw", [None, 0])  # 0: every layer's dW in one product
+def test_one_and_two_threads_give_the_same_numbers(threads, keys, whole_batch_dw, monkeypatch):
+    if whole_batch_dw is not None:
+        monkeypatch.setattr(dl2424.models.cnn, "WHOLE_BATCH_DW", whole_batch_dw)
     info = DataInfo((3 * 8 * 8,), ["a", "b", "c"], {"image_shape": [3, 8, 8]})
     rng = np.random.default_rng(1)
     X = rng.standard_normal((7, 3 * 8 * 8)).astype(np.float32)

@@ -35,6 +35,7 @@ from ..registry import MODELS, Params
 from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
+WHOLE_BATCH_DW = 2**18  # filter banks of at least this many weights: dW in one product
 
 
 class PoolParams(Params):
@@ -247,11 +248,17 @@ class CNN(Model):
             _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_rows[f], flip[:, f]), F)
             W_flip = flip.reshape(-1, x_shape[3])
 
+        # Large filter banks (UvA's deep layers) take dW over the whole batch, each half of
+        # the filters on its thread: partial dWs per part would each be the size of W, to
+        # write and add. Small ones take each part's dW while its rows are fresh.
+        whole = not planes and W.size >= WHOLE_BATCH_DW
+
         def back(i, g):
-            """Part i's dW (as filter rows, or its transpose for planes) and db from its dz
-            rows g; its dx slice."""
+            """Part i's dx slice and db from its dz rows g, and its partial dW (as filter
+            rows, or their transpose for planes) unless dW is taken over the whole batch."""
             c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
-            dW = cv.planes_filter_grad(g, cols[i]) if planes else cv.filter_rows_grad(g, cols[c])
+            dW = (None if whole else cv.planes_filter_grad(g, cols[i]) if planes
+                  else cv.filter_rows_grad(g, cols[c]))
             if input_grad:
                 cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
                                           self._blocks(i), W_flip)
@@ -274,7 +281,18 @@ class CNN(Model):
             grads[f"F{l}"] = np.ascontiguousarray(dW_T.T).reshape(W.shape)
             return dx
         dW = grads[f"F{l}"] = np.empty_like(W)
-        _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape, dW[f]), F)
+        if not whole:
+            _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape,
+                                                     dW[f]), F)
+            return dx
+        dW_rows = self._buffer(key, "dW_rows", W_rows.shape, W.dtype)
+        cols2 = cols.reshape(d2.shape[0], -1)
+
+        def filter_grad(f):
+            cv.filter_rows_grad(d2[:, f], cols2, out=dW_rows[f])
+            cv.filter_gradient(dW_rows[f], W[f].shape, dW[f])
+
+        _by_filters(filter_grad, F)
         return dx
 
     # ------------------------------------------------------------------ pooling block

@@ -267,9 +267,10 @@ def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, dpad=None, work=
     return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, dpad, work), dW, db
 
 
-def filter_rows_grad(dout_rows, cols):
-    """The gradient of filter_rows(W), (F, kh kw C), from dout as an (n Ho Wo, F) matrix."""
-    return dout_rows.T @ cols.reshape(dout_rows.shape[0], -1)
+def filter_rows_grad(dout_rows, cols, out=None):
+    """The gradient of filter_rows(W), (F, kh kw C), from dout as an (n Ho Wo, F) matrix
+    (or some of its columns: those filters' rows). `out`: optional (F, kh kw C) buffer."""
+    return np.matmul(dout_rows.T, cols.reshape(dout_rows.shape[0], -1), out=out)
 
 
 def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, work=None,
