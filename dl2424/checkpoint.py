@@ -136,8 +136,9 @@ def restore(ckpt: Checkpoint, model, optimizer=None, where: str = "checkpoint") 
             if v.dtype.kind != target[k].dtype.kind:
                 raise UserError(f"{where}: {group} {k} holds {v.dtype} values, the model "
                                 f"{target[k].dtype}; the checkpoint was not written by dl2424")
-        for k, v in saved.items():
-            target[k] = v.astype(target[k].dtype, copy=True)
+        for k, v in saved.items():  # in the model's own memory layout (np.empty_like)
+            target[k] = np.empty_like(target[k])
+            target[k][...] = v
     if optimizer is not None:
         _check_slots(ckpt.optim, model.params, where)
         optimizer.state = {k: v.copy() for k, v in ckpt.optim.items()}

@@ -208,3 +208,32 @@ def test_filter_gradient_over_the_whole_batch_equals_the_sum_over_parts(keys, mo
     _, _, whole = _build(keys).loss(X, y, train=True)
     for k in parts:
         np.testing.assert_allclose(whole[k], parts[k], rtol=1e-12, atol=1e-14)
+
+
+def test_filters_keep_channels_innermost_through_checkpoints_and_adam(tmp_path):
+    """The filters are (F, C, 3, 3) arrays holding C innermost in memory (no layout copies
+    per update); a checkpoint restores them, and Adam's slots, in that layout and with the
+    same values, and Adam updates them in place (its moments in the same layout)."""
+    from dl2424 import checkpoint, optim
+
+    keys = {"layers": [4, "M", 5, "M"], "batchnorm": True}
+    model, opt = _build(keys, dtype=np.float32), optim.Adam(optim.AdamParams())
+    X, y = _data(model, 6)
+    before = model.params["F2"].copy()
+    _, _, grads = model.loss(X, y, train=True)
+    opt.step(model.params, grads, 0.01)
+    assert not np.array_equal(model.params["F2"], before)  # updated in place, not a copy
+    checkpoint.save(tmp_path / "c.npz", model, opt, {"step": 1})
+    fresh, fresh_opt = _build(keys, dtype=np.float32, seed=9), optim.Adam(optim.AdamParams())
+    checkpoint.restore(checkpoint.load(tmp_path / "c.npz"), fresh, fresh_opt)
+    for m in (model, fresh):
+        F = m.params["F2"]
+        assert F.shape == (5, 4, 3, 3) and F.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_array_equal(fresh.params["F2"], model.params["F2"])
+    _, _, g1 = model.loss(X, y, train=True)
+    _, _, g2 = fresh.loss(X, y, train=True)
+    opt.step(model.params, g1, 0.01)
+    fresh_opt.step(fresh.params, g2, 0.01)
+    for k in model.params:
+        np.testing.assert_array_equal(fresh.params[k], model.params[k])
+    assert fresh_opt.state["m.F2"].strides == fresh.params["F2"].strides

@@ -17,7 +17,15 @@ import numpy as np
 
 from ..nn import kinks
 from ..rng import Stream, generator
-from .numeric import Estimate, difference, noise_floor, rounding_noise, stable_estimate, step_for
+from .numeric import (
+    Estimate,
+    difference,
+    entries,
+    noise_floor,
+    rounding_noise,
+    stable_estimate,
+    step_for,
+)
 from .point import JITTER, jitter_point
 from .problem import Problem
 from .result import GradReport, ParamCheck
@@ -135,7 +143,7 @@ class _Checker:
     def param(self, name, w, idx, noise, grad) -> ParamCheck:
         o = self.o
         h = o.h or step_for(w)
-        flat, ana = w.reshape(-1), grad.reshape(-1)
+        flat, ana = entries(w), grad.reshape(-1)
         acc = _Entries(o.tol, o.eps, o.atol)
         row = ParamCheck(name, w.shape, 0, 0, 0.0, 0.0, None, True, h=h,
                          floor=o.atol if o.atol is not None else noise_floor(noise, h))

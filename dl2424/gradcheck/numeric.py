@@ -16,6 +16,14 @@ H_REL = 1e-3  # smaller parameters get 1e-3 of their scale (see step_for)
 H_MIN = 1e-9
 
 
+def entries(x: np.ndarray):
+    """x's entries in C order, writable in place (flat[i] = v changes x): x.reshape(-1) when
+    that is a view, else x.flat (a parameter whose memory is laid out in another order, such
+    as the image ConvNet's filters)."""
+    flat = x.reshape(-1)
+    return flat if np.shares_memory(flat, x) else x.flat
+
+
 def numerical_grad(f: Callable[[], float], x: np.ndarray, h: float = 1e-5,
                    method: str = "centred", idx=None) -> np.ndarray:
     """Gradient of the scalar f() w.r.t. the array x, by finite differences.
@@ -24,9 +32,7 @@ def numerical_grad(f: Callable[[], float], x: np.ndarray, h: float = 1e-5,
     forward: (f(x+h) - f(x)) / h. With idx (flat indices) only those entries, as a flat
     array; without, every entry, shaped like x.
     """
-    flat = x.reshape(-1)
-    if not np.shares_memory(flat, x):
-        raise ValueError("numerical_grad needs a contiguous array to perturb in place")
+    flat = entries(x)
     which = np.arange(x.size) if idx is None else np.asarray(idx)
     out = np.zeros(len(which), dtype=np.float64)
     base = f() if method == "forward" else None
@@ -68,8 +74,9 @@ def rounding_noise(f: Callable[[], float], params: dict[str, np.ndarray],
                     for k in range(min(n_params, len(names)))}, key=names.index)
     J0, worst = f(), 0.0
     for name in picks:
-        flat = params[name].reshape(-1)
-        for i in rng.choice(flat.size, min(per_param, flat.size), replace=False):
+        flat = entries(params[name])
+        size = params[name].size
+        for i in rng.choice(size, min(per_param, size), replace=False):
             old = flat[i]
             d = 4 * np.spacing(max(abs(old), 1e-3))
             try:

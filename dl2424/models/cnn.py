@@ -9,7 +9,8 @@ acts on the input of every fully connected layer during training.
 The UvA network is layers [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
 batchnorm true, pool 3x3 stride 2 padding 1, hidden [] (32 -> 16 -> 8 -> 4 -> 2 -> 1).
 
-Params: conv l has filters F<l> (c_out, c_in, 3, 3) and bias b<l> (c_out,) (no bias with batch
+Params: conv l has filters F<l> (c_out, c_in, 3, 3) (held with c_in innermost in memory, so
+that the products need no layout copies) and bias b<l> (c_out,) (no bias with batch
 norm: BN's beta takes its place), BN scale and shift gamma<l>, beta<l>; fc layer j has W<j>
 (d_in, d_out) and bW<j>. BN moving averages are in `state` as bn<l>.mean/.var/.count.
 Images arrive flat, (n, C*H*W) in channel-plane order, and are reshaped to DataInfo.meta
@@ -96,6 +97,12 @@ def _image_shape(info: DataInfo) -> tuple[int, int, int]:
     return tuple(int(s) for s in shape)
 
 
+def _rows_view(W):
+    """cv.filter_rows(W) as a view of W's memory, or None when W does not keep C innermost."""
+    rows = W.transpose(0, 2, 3, 1)
+    return rows.reshape(W.shape[0], -1) if rows.flags.c_contiguous else None
+
+
 def _by_filters(fn, F):
     """fn(f) for the two halves f of range(F) (slices), on the threads (filter layouts)."""
     parallel.map_parts(fn, parallel.parts(F))
@@ -119,8 +126,9 @@ class CNN(Model):
             l = sum(k == "conv" for k, _ in self.blocks) + 1
             self.blocks.append(("conv", l))
             widest = max(widest, c * KERNEL * KERNEL * h * w)
-            self.params[f"F{l}"] = init(c * KERNEL * KERNEL, (item, c, KERNEL, KERNEL), rng,
-                                        dtype)
+            # C innermost in memory (cv.channels_last_filters): no layout copies per update
+            self.params[f"F{l}"] = cv.channels_last_filters(
+                init(c * KERNEL * KERNEL, (item, c, KERNEL, KERNEL), rng, dtype))
             self.decay.append(f"F{l}")
             if p.batchnorm:
                 self.params[f"gamma{l}"] = np.ones(item, dtype=dtype)
@@ -189,8 +197,10 @@ class CNN(Model):
         else:
             xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
             cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
-            W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
-            _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
+            W_rows = _rows_view(W)
+            if W_rows is None:  # filters in another layout (assigned from outside): a copy
+                W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
+                _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
         relu = p.activation == "relu"
         fused_relu = relu and not p.batchnorm and not defer  # else BN, the pool or the layer
 
@@ -276,21 +286,21 @@ class CNN(Model):
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = parallel.total([db for _, db in parts])
+        dW = grads[f"F{l}"] = np.empty_like(W)  # laid out as W is
         if planes:
-            dW_T = parallel.total([p for p, _ in parts])
-            grads[f"F{l}"] = np.ascontiguousarray(dW_T.T).reshape(W.shape)
+            dW[...] = parallel.total([p for p, _ in parts]).T.reshape(W.shape)
             return dx
-        dW = grads[f"F{l}"] = np.empty_like(W)
         if not whole:
             _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape,
                                                      dW[f]), F)
             return dx
-        dW_rows = self._buffer(key, "dW_rows", W_rows.shape, W.dtype)
-        cols2 = cols.reshape(d2.shape[0], -1)
+        dW_rows, cols2 = _rows_view(dW), cols.reshape(d2.shape[0], -1)
 
         def filter_grad(f):
-            cv.filter_rows_grad(d2[:, f], cols2, out=dW_rows[f])
-            cv.filter_gradient(dW_rows[f], W[f].shape, dW[f])
+            if dW_rows is not None:  # the product lands in dW's own memory
+                cv.filter_rows_grad(d2[:, f], cols2, out=dW_rows[f])
+            else:
+                cv.filter_gradient(cv.filter_rows_grad(d2[:, f], cols2), W[f].shape, dW[f])
 
         _by_filters(filter_grad, F)
         return dx

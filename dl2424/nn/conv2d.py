@@ -129,13 +129,21 @@ def col2im_nhwc(dcols, stride, pad, out):
 
 def filter_rows(W, out=None):
     """(F, C, kh, kw) filters as the (F, kh kw C) matrix whose rows meet im2col_nhwc rows:
-    out = cols @ filter_rows(W).T (a copy that keeps C innermost: cheap even for 512x512).
-    `out`: optional (F, kh kw C) buffer."""
+    out = cols @ filter_rows(W).T. Free (a view) when W keeps C innermost in memory
+    (`channels_last_filters`), else a copy (into `out` when given)."""
     F, C, kh, kw = W.shape
+    rows = W.transpose(0, 2, 3, 1)
     if out is None:
-        out = np.empty((F, kh * kw * C), dtype=W.dtype)
-    np.copyto(out.reshape(F, kh, kw, C), W.transpose(0, 2, 3, 1))
+        return rows.reshape(F, kh * kw * C)
+    np.copyto(out.reshape(F, kh, kw, C), rows)
     return out
+
+
+def channels_last_filters(W):
+    """W (F, C, kh, kw) as an array of the same shape and values whose memory holds each
+    filter as (kh, kw, C): filter_rows is then a view, and a gradient made by np.empty_like
+    takes the filter rows' gradient without a transposing copy."""
+    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
 def filter_gradient(dW_rows, W_shape, out=None):
