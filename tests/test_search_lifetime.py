@@ -56,7 +56,9 @@ def start_sweep(tmp_path, fixture_data, *extra):
 
 
 def wait_for_checkpoints(tmp_path, n: int, proc, timeout=240):
-    """Until n trial runs have a checkpoint past step 0 (both workers are mid-trial)."""
+    """Until n trial runs have a checkpoint past step 0 and before the last step (both
+    workers are mid-trial; on a loaded machine one worker may finish a trial before the
+    other has started one)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         steps = []
@@ -65,7 +67,7 @@ def wait_for_checkpoints(tmp_path, n: int, proc, timeout=240):
                 steps.append(json.loads(f.read_text())["step"])
             except (OSError, ValueError, KeyError):
                 pass
-        if sum(s > 0 for s in steps) >= n:
+        if sum(0 < s < BASE["train"]["steps"] for s in steps) >= n:
             return
         assert proc.poll() is None, proc.communicate()[0]
         time.sleep(0.2)
@@ -143,7 +145,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path, fixture_data, reference):
     (sweep,) = (tmp_path / "sw").iterdir()
     rows = trials(sweep)
     assert "running" not in [r["status"] for r in rows]
-    stopped = [r for r in rows if r["run"]]  # the two in flight stopped at a checkpoint
+    stopped = [r for r in rows if r["run"] and r["status"] != "ok"]  # the two in flight
     assert len(stopped) == 2 and all("checkpoint kept" in r["error"] for r in stopped), rows
     for r in stopped:
         assert rundir.read_summary(sweep / r["run"])["status"] == "interrupted"
