@@ -197,10 +197,7 @@ class CNN(Model):
         else:
             xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
             cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
-            W_rows = _rows_view(W)
-            if W_rows is None:  # filters in another layout (assigned from outside): a copy
-                W_rows = self._buffer(key, "W_rows", (F, KERNEL * KERNEL * C), W.dtype)
-                _by_filters(lambda f: cv.filter_rows(W[f], W_rows[f]), F)
+            W_rows = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
         relu = p.activation == "relu"
         fused_relu = relu and not p.batchnorm and not defer  # else BN, the pool or the layer
 
@@ -355,16 +352,15 @@ class CNN(Model):
         """X (n, C*H*W) flat images -> scores (n, K), cache. The feature maps are NHWC."""
         x = X.reshape(X.shape[0], *self.image_shape)  # NCHW channel planes
         h = x.transpose(0, 2, 3, 1)
-        caches, relu, deferred = [], self.p.activation == "relu", None
+        caches, relu = [], self.p.activation == "relu"
+        defer, shift = False, None  # what the conv before a pool left to it
         for b, (kind, l) in enumerate(self.blocks):
             if kind == "pool":
-                h, c = self._pool_forward(h, l, deferred is not None,
-                                          None if deferred is None else deferred[0])
-                deferred = None
+                h, c = self._pool_forward(h, l, defer, shift)
+                defer, shift = False, None
             else:  # the first conv reads the images' channel planes
                 defer = relu and b + 1 < len(self.blocks) and self.blocks[b + 1][0] == "pool"
                 h, c, shift = self._conv_forward(x if b == 0 else h, l, train, b == 0, defer)
-                deferred = (shift,) if defer else None
             caches.append(c)
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))

@@ -127,16 +127,12 @@ def col2im_nhwc(dcols, stride, pad, out):
     return out
 
 
-def filter_rows(W, out=None):
+def filter_rows(W):
     """(F, C, kh, kw) filters as the (F, kh kw C) matrix whose rows meet im2col_nhwc rows:
     out = cols @ filter_rows(W).T. Free (a view) when W keeps C innermost in memory
-    (`channels_last_filters`), else a copy (into `out` when given)."""
+    (`channels_last_filters`), else a copy."""
     F, C, kh, kw = W.shape
-    rows = W.transpose(0, 2, 3, 1)
-    if out is None:
-        return rows.reshape(F, kh * kw * C)
-    np.copyto(out.reshape(F, kh, kw, C), rows)
-    return out
+    return W.transpose(0, 2, 3, 1).reshape(F, kh * kw * C)
 
 
 def channels_last_filters(W):
