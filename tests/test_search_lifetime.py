@@ -28,7 +28,7 @@ runner = CliRunner()
 BASE = {"name": "lt", "seed": 0, "data": {"type": "names"},
         "model": {"type": "charcnn", "layers": [{"filters": 4, "width": 3}]},
         "optimizer": {"type": "sgd", "lr": 0.05},
-        "train": {"batch_size": 20, "steps": 1500, "eval_every": 250, "checkpoint_every": 25}}
+        "train": {"batch_size": 20, "steps": 4000, "eval_every": 500, "checkpoint_every": 25}}
 SPEC = {"base": BASE, "method": "grid", "space": {"seed": {"grid": [1, 2, 3]}}}
 
 
