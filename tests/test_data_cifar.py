@@ -291,6 +291,20 @@ def test_translate_shifts_content_within_range_with_zero_fill():
     assert len(shifts) > 10  # many different shifts were drawn
 
 
+def test_each_image_gets_the_flip_and_shift_of_its_own_draws():
+    # the draws are rng.random(n) < flip, then (dy, dx) = rng.integers(-t, t + 1, (2, n)):
+    # a seed gives the batches it gave before the gather was rewritten
+    X = np.random.default_rng(0).normal(size=(60, 3072)).astype(np.float32)
+    out = images(cifar.Augmenter(flip=0.5, translate=4)(X, np.random.default_rng(9)))
+    rng = np.random.default_rng(9)
+    flips = rng.random(60) < 0.5
+    dy, dx = rng.integers(-4, 5, size=(2, 60))
+    for k, img in enumerate(images(X)):
+        expected = _shift(img[:, :, ::-1] if flips[k] else img, dy[k], dx[k])
+        np.testing.assert_array_equal(out[k], expected)
+    assert 0 < flips.sum() < 60 and out.dtype == np.float32
+
+
 def test_augmentation_is_deterministic_under_a_seed(tmp_path):
     write_cifar_python(tmp_path)
     b = load(tmp_path, augment={"flip": 0.5, "translate": 3})
