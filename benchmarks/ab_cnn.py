@@ -5,9 +5,12 @@ On a shared host whose speed drifts by tens of percent from one second to the ne
 of bench_cnn.py minutes apart cannot resolve a 5 % change; two models stepping in turn in one
 process can. The revision's `dl2424` package is extracted (git archive) under another name,
 so both import side by side. Each round times `--per-round` updates of each, alternating
-which goes first; the claim is the median over rounds of new / old.
+which goes first; the claim is the median over rounds of new / old. `--eval` times
+evaluation instead (`model.scores` on EVAL_IMAGES images, after two updates so that the
+batch-norm averages are set).
 
     .venv/bin/python benchmarks/ab_cnn.py REV [--rows 0 4] [--threads 1 2] [--rounds 12]
+                                              [--eval]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+EVAL_IMAGES = 500
 
 
 def parse():
@@ -43,6 +47,8 @@ def parse():
                     metavar=("FIRST", "LAST"), help="which rows of bench_cnn (0-based)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--eval", action="store_true",
+                    help=f"time model.scores on {EVAL_IMAGES} images, not updates")
     return ap.parse_args()
 
 
@@ -57,8 +63,9 @@ def extract(rev: str, into: Path) -> str:
     return "dl2424_old"
 
 
-def stepper(pkg: str, keys: dict, n: int, threads: int):
-    """One Adam update of package pkg's cnn on a fixed random batch, as bench_cnn builds it."""
+def stepper(pkg: str, keys: dict, n: int, threads: int, evaluate: bool = False):
+    """One Adam update of package pkg's cnn on a fixed random batch, as bench_cnn builds it;
+    with `evaluate`, the scores of EVAL_IMAGES fixed random images instead."""
     for mod in (".models.cnn", ".optim"):
         importlib.import_module(pkg + mod)
     importlib.import_module(pkg + ".nn.parallel").set_threads(threads)
@@ -76,11 +83,18 @@ def stepper(pkg: str, keys: dict, n: int, threads: int):
         _, _, grads = model.loss(X, y, train=True, rng=np.random.default_rng(2))
         opt.step(model.params, grads, LR)
 
-    return step
+    if not evaluate:
+        return step
+    step()
+    step()
+    images = rng.standard_normal((EVAL_IMAGES, X.shape[1]), dtype=np.float32)
+    return lambda: model.scores(images)
 
 
-def compare(old: str, keys: dict, n: int, per_round: int, threads: int, rounds: int):
-    steps = {"old": stepper(old, keys, n, threads), "new": stepper("dl2424", keys, n, threads)}
+def compare(old: str, keys: dict, n: int, per_round: int, threads: int, rounds: int,
+            evaluate: bool):
+    steps = {k: stepper(pkg, keys, n, threads, evaluate)
+             for k, pkg in (("old", old), ("new", "dl2424"))}
     for step in steps.values():  # buffers, optimizer state, thread pools
         step()
         step()
@@ -97,7 +111,8 @@ def compare(old: str, keys: dict, n: int, per_round: int, threads: int, rounds: 
 
 def main():
     opts = parse()
-    table = Table(title=f"cnn ms per update: this tree against {opts.rev}, "
+    what = f"scores of {EVAL_IMAGES} images" if opts.eval else "update"
+    table = Table(title=f"cnn ms per {what}: this tree against {opts.rev}, "
                         f"{opts.rounds} interleaved rounds in one process")
     for col in ("network", "threads", f"{opts.rev} ms", "this tree ms", "new / old"):
         table.add_column(col, justify="left" if col == "network" else "right")
@@ -105,7 +120,8 @@ def main():
         old = extract(opts.rev, Path(tmp))
         for label, keys, n, per_round in ROWS[opts.rows[0] : opts.rows[1] + 1]:
             for t in opts.threads:
-                a, b, ratio = compare(old, keys, n, per_round, t, opts.rounds)
+                a, b, ratio = compare(old, keys, n, 1 if opts.eval else per_round, t,
+                                      opts.rounds, opts.eval)
                 table.add_row(label if t == opts.threads[0] else "", str(t), f"{a:.1f}",
                               f"{b:.1f}", f"{ratio:.3f}")
     Console(width=120).print(table)
