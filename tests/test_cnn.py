@@ -122,6 +122,32 @@ def test_batchnorm_state_train_versus_eval():
     assert not np.allclose(eval_all, s_eval0)  # the moving averages are used
 
 
+@pytest.mark.parametrize("keys", [
+    {"layers": [4, 5, "M", 6, "M"], "batchnorm": True, "hidden": [6]},
+    {"layers": [4, "M", 5, "M"], "batchnorm": True,
+     "pool": {"kernel": 2, "stride": 2, "padding": 0}},
+    {"layers": [4, 5, "M"], "batchnorm": True, "activation": "leaky_relu"},
+    {"layers": [4, "M", 5, "M"]},
+])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_scores_fold_batchnorm_into_the_filters(keys, dtype, rtol):
+    """scores() folds each BN layer into its conv (filters W scale, bias shift) and pools
+    without winner masks; forward(train=False) normalises the maps: equal up to rounding,
+    after updates have moved the moving averages and the BN parameters away from (0, 1)."""
+    model = _build(keys, dtype=dtype)
+    X, y = _data(model, 9)
+    X = X.astype(dtype)
+    for _ in range(3):
+        _, _, grads = model.loss(X, y, train=True)
+        for k, w in model.params.items():
+            w -= dtype(0.05) * grads[k]
+    folded = model.scores(X, batch_size=4)
+    direct, _ = model.forward(X, train=False)
+    assert folded.dtype == dtype
+    np.testing.assert_allclose(folded, direct, rtol=rtol, atol=rtol * np.abs(direct).max())
+    assert model._scoring is None  # a later forward normalises, and keeps its masks
+
+
 def test_training_reduces_the_loss():
     model = _build({"layers": [4, "M", 8, "M"], "batchnorm": True, "hidden": [16]})
     X, y = _data(model, 12)

@@ -129,6 +129,17 @@ def test_maxpool_matches_loops(k, stride, pad, side):
     np.testing.assert_array_equal(out, pool_reference(x, k, stride, pad))
 
 
+@pytest.mark.parametrize("overlap", [False, True])
+def test_stride2_pool_without_masks_matches_loops(overlap):
+    """masks=False (evaluation) takes the same maxima and keeps no cache."""
+    x = np.random.default_rng(8).standard_normal((2, 3, 6, 8))
+    k, pad = (3, 1) if overlap else (2, 0)
+    out, cache = cv.maxpool2_nhwc_forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+                                          overlap, masks=False)
+    assert cache is None
+    np.testing.assert_array_equal(out.transpose(0, 3, 1, 2), pool_reference(x, k, 2, pad))
+
+
 @pytest.mark.parametrize("side", [(6, 7), (6, 8)])
 @pytest.mark.parametrize("k,stride,pad", POOL_CASES)
 def test_maxpool_gradients(k, stride, pad, side):

@@ -154,6 +154,8 @@ class CNN(Model):
         # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
         # update of the same batch size: a forward's cache is valid until the next forward.
         self.work: dict[str, dict[str, np.ndarray]] = {}
+        # Inside scores(): {conv l: (filters, shift)} with BN folded in; else None
+        self._scoring: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def _pooled(self, h, w):
         k, s, pad = self.pool
@@ -184,6 +186,11 @@ class CNN(Model):
         Returns (h, cache, shift): shift is BN's per-channel shift when deferred, else None."""
         P, p, key = self.params, self.p, f"conv{l}"
         W, b = P[f"F{l}"], P.get(f"b{l}")
+        batchnorm, shift = p.batchnorm, None
+        if batchnorm and not train and self._scoring is not None:  # BN is in W and shift
+            (W, shift), batchnorm = self._scoring[l], False
+            if not defer:
+                b, shift = shift, None
         n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
         n, Ho, Wo, F = cv.conv_out_shape((n, H, Wd, C), W.shape, 1, PAD)
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
@@ -199,7 +206,7 @@ class CNN(Model):
             cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
             W_rows = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
         relu = p.activation == "relu"
-        fused_relu = relu and not p.batchnorm and not defer  # else BN, the pool or the layer
+        fused_relu = relu and not batchnorm and not defer  # else BN, the pool or the layer
 
         def conv(i):
             """Part i's convolution; the ReLU, or the BN statistics, on each block of its
@@ -208,7 +215,7 @@ class CNN(Model):
             if fused_relu:
                 def then(block):
                     np.maximum(block, 0, out=block)
-            elif p.batchnorm and train:
+            elif batchnorm and train:
                 def then(block):
                     stats.append(bn.block_stats(block))
             else:
@@ -220,8 +227,8 @@ class CNN(Model):
             return stats
 
         stats = parallel.map_parts(conv, range(len(cuts)))
-        h, c_bn, c_act, shift = z, None, None, None
-        if p.batchnorm:
+        h, c_bn, c_act = z, None, None
+        if batchnorm:
             y = self._buffer(key, "y", z.shape, x.dtype)
             _, shift, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
                                              bn.layer_state(self.state, f"bn{l}"), train,
@@ -305,18 +312,19 @@ class CNN(Model):
     # ------------------------------------------------------------------ pooling block
     def _pool_forward(self, x, i, relu=False, shift=None):
         """Max-pool i; then `shift` (per channel) and the ReLU when the conv before deferred
-        them (relu: its activation, a ReLU, is applied here)."""
+        them (relu: its activation, a ReLU, is applied here). Inside scores() no backward
+        pass follows, and the pool skips the winner masks where it can."""
         k, s, pad = self.pool
         n, H, W, C = x.shape
         Ho, Wo = self._pooled(H, W)
         cuts, key = parallel.parts(n), f"pool{i}"
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
-        fast = cv.fast_pool(x.shape, k, s, pad)
+        fast, masks = cv.fast_pool(x.shape, k, s, pad), self._scoring is None
         rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
 
         def pool(c):
             if fast:
-                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c])[1]
+                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], masks)[1]
             else:
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
             if shift is not None:
@@ -391,7 +399,30 @@ class CNN(Model):
         return grads
 
     def scores(self, X, batch_size: int | None = None):
-        return super().scores(X, batch_size or self.eval_batch)
+        """Evaluation-mode scores, with no backward pass to follow: each BN layer is folded
+        into its conv once for all chunks, filters W scale and bias shift (bn.affine), so no
+        pass normalises the maps, and the pools take no winner masks. forward with
+        train=False (whose gradients the gradient check takes) normalises the maps: the
+        same scores up to rounding."""
+        self._scoring = self._fold_batchnorm()
+        try:
+            return super().scores(X, batch_size or self.eval_batch)
+        finally:
+            self._scoring = None
+
+    def _fold_batchnorm(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{conv l: (filters scaled per output channel, shift)} from the moving averages."""
+        if not self.p.batchnorm:
+            return {}
+        P, folded = self.params, {}
+        for kind, l in self.blocks:
+            if kind == "conv":
+                state = bn.layer_state(self.state, f"bn{l}")
+                _, scale, shift = bn.affine(P[f"gamma{l}"], P[f"beta{l}"], state["mean"],
+                                            state["var"], self.p.bn_eps)
+                # the product keeps F<l>'s memory layout (C innermost): filter_rows is a view
+                folded[l] = (P[f"F{l}"] * scale[:, None, None, None], shift)
+        return folded
 
 
 @MODELS.register("cnn", CNNParams)

@@ -194,6 +194,14 @@ def merge_stats(stats):
     return mean, M2 / n
 
 
+def affine(gamma, beta, mu, var, eps):
+    """(inv_std, scale, shift) of BN with statistics mu and var: y = z scale + shift, for
+    y = (z - mu) inv_std gamma + beta."""
+    inv_std = 1.0 / np.sqrt(var + eps)
+    scale = gamma * inv_std
+    return inv_std, scale, beta - mu * scale
+
+
 def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, stats=None,
                  defer=False):
     """Batch norm (then ReLU when `relu`) of the rows of z (m, F), in parts.
@@ -216,9 +224,7 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
         _update(state, mu, var, alpha)
     else:
         mu, var = state["mean"], state["var"]
-    inv_std = 1.0 / np.sqrt(var + eps)
-    scale = gamma * inv_std
-    shift = beta - mu * scale  # y = (z - mu) scale + beta = z scale + shift
+    inv_std, scale, shift = affine(gamma, beta, mu, var, eps)
 
     def normalise(i):
         c = cuts[i]

@@ -396,14 +396,25 @@ def fast_pool(x_shape, kernel, stride, pad):
     return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
 
 
-def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None):
+def _max2_only(x, axis, out, overlap):
+    """_max2_along without the winner masks (no backward pass will follow)."""
+    a, b = _pool2_halves(x, axis)
+    np.maximum(a, b, out=out)
+    if overlap:
+        o = _tail(out, axis)
+        np.maximum(o, _head(b, axis), out=o)
+    return out
+
+
+def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
     with padding 1 (H and W even).
 
     A max of the two halves of a reshape along W, then along H, with the winner masks from
     the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
     in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
-    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache).
+    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache); masks=False (evaluation)
+    takes the maxima only and returns cache None.
     """
     n, H, W, C = x.shape
     Ho, Wo = H // 2, W // 2
@@ -411,6 +422,9 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None):
         raise ValueError(f"window 2 (stride 2) is larger than input {min(H, W)}")
     rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
+    if not masks:
+        _max2_only(x[:, : 2 * Ho], 2, rows, overlap)
+        return _max2_only(rows, 1, out, overlap), None
     won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
     prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
     _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0])
