@@ -9,8 +9,8 @@ rounds (other processes and a drifting shared host only ever add time, by tens o
 from one second to the next, so the minimum is the steadiest estimate of each library's own
 speed). "ratio" is dl2424 / PyTorch at equal threads (below 1: dl2424 is faster). GFLOP/s
 counts the products only (convolutions forward, dW and dx except for the first layer, and the
-fc layers: BN, pooling and activations count as zero work); "of peak" relates it to a
-2048^3 float32 matmul measured here with the same number of threads.
+fc layers: BN, pooling and activations count as zero work); "of peak" relates it to
+2048^3 float32 matmuls measured here, as many at once as there are threads.
 
 On a busy machine `--clock cpu --threads 1` is the steadier comparison (this process's CPU
 time; at 2 threads CPU time adds up both threads and says nothing about the wall time).
@@ -167,7 +167,7 @@ def main():
     peaks = {}
     for t in opts.threads:
         set_threads(torch, t)
-        peaks[t] = matmul_peak_gflops(np.float32)
+        peaks[t] = matmul_peak_gflops(np.float32, threads=t)
     table = Table(title="ms per cnn update (float32, Adam, fixed batch), fastest of "
                         f"{opts.repeats} interleaved rounds, {opts.clock} clock")
     for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio", "GFLOP/s",
