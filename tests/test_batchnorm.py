@@ -219,21 +219,29 @@ def test_merged_block_statistics_are_the_batch_statistics():
     assert abs(naive[1] / x64.var(axis=0)[1] - 1) > 0.1
 
 
-def test_deferred_shift_and_relu_give_the_same_output():
-    """With defer, rows_forward leaves the shift and the ReLU to the caller (a max-pool):
-    adding them afterwards gives the undeferred output."""
+@pytest.mark.parametrize("positive", [True, False])
+def test_deferred_scale_shift_and_relu_give_the_same_output(positive):
+    """With defer, rows_forward leaves the shift and the ReLU to the caller (a max-pool),
+    and the scale too when every scale is positive (then it makes no pass over z): applying
+    them afterwards gives the undeferred output."""
     rng = np.random.default_rng(8)
     z = rng.standard_normal((64, 16)) + 0.3
     gamma, beta = rng.standard_normal(16), rng.standard_normal(16)
+    if positive:
+        gamma = np.abs(gamma) + 0.1
     cuts = [slice(0, 24), slice(24, 64)]
 
     def run(fn, items):
         return [fn(i) for i in items]
 
-    out = []
-    for defer in (False, True):
-        y, shift, _ = bn.rows_forward(z.copy(), gamma, beta, _fresh_state(16), True, EPS, 0.9,
-                                      True, np.empty_like(z), cuts, run, defer=defer)
-        out.append(np.maximum(y + shift, 0) if defer else y)
-    np.testing.assert_allclose(out[1], out[0], rtol=1e-12, atol=1e-12)
-    assert (out[0] == 0).any() and (out[0] > 0).any()
+    y, deferred, _ = bn.rows_forward(z.copy(), gamma, beta, _fresh_state(16), True, EPS, 0.9,
+                                     True, np.empty_like(z), cuts, run)
+    assert deferred is None
+    h, (scale, shift), _ = bn.rows_forward(z.copy(), gamma, beta, _fresh_state(16), True, EPS,
+                                           0.9, True, np.empty_like(z), cuts, run, defer=True)
+    assert (scale is not None) == positive
+    if positive:
+        np.testing.assert_array_equal(h, z)  # left as it is
+    bn.scale_shift(h, scale, shift)
+    np.testing.assert_allclose(np.maximum(h, 0), y, rtol=1e-12, atol=1e-12)
+    assert (y == 0).any() and (y > 0).any()

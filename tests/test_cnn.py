@@ -63,6 +63,60 @@ def test_whole_model_gradients(keys):
     assert max(errors.values()) < 1e-6, errors
 
 
+def _reference_scores(model, X, train, state):
+    """The network composed from the public NCHW layers (conv2d_forward, batchnorm_forward,
+    ReLU, maxpool_forward, flatten, affine): no deferred shifts, scales or ReLUs, no folded
+    BN. `state` is a copy of the BN moving averages (train mode updates it)."""
+    from dl2424.nn import batchnorm as bn
+    from dl2424.nn import conv2d as cv
+
+    P, p = model.params, model.p
+    h = X.reshape(X.shape[0], *model.image_shape)
+    for kind, l in model.blocks:
+        if kind == "pool":
+            h, _ = cv.maxpool_forward(h, p.pool.kernel, p.pool.stride, p.pool.padding)
+            continue
+        h, _ = cv.conv2d_forward(h, P[f"F{l}"], P.get(f"b{l}"), 1, 1)
+        if p.batchnorm:
+            h, _ = bn.batchnorm_forward(h, P[f"gamma{l}"], P[f"beta{l}"],
+                                        bn.layer_state(state, f"bn{l}"), train, p.bn_eps,
+                                        p.bn_alpha)
+        h = np.maximum(h, 0)
+    return h.reshape(X.shape[0], -1) @ P["W1"] + P["bW1"]
+
+
+@pytest.mark.parametrize("gamma1", [[1.0, 0.5, 2.0, 0.1], [1.0, -0.5, 2.0, 0.1]])
+@pytest.mark.parametrize("pool", [{"kernel": 3, "stride": 2, "padding": 1},
+                                  {"kernel": 2, "stride": 2, "padding": 0}])
+def test_forward_equals_the_composed_layers(gamma1, pool):
+    """Training and evaluation scores (forward and scores()) equal the plain composition of
+    the layers, with every BN scale positive (the pool applies it) and with one negative
+    (BN normalises first)."""
+    model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True, "pool": pool})
+    model.params["gamma1"][:] = gamma1
+    model.params["beta1"][:] = [0.3, -0.2, 0.1, 0.0]
+    X, _ = _data(model, 5)
+    state = {k: v.copy() for k, v in model.state.items()}
+    np.testing.assert_allclose(model.forward(X, train=True)[0],
+                               _reference_scores(model, X, True, state), rtol=1e-10)
+    expected = _reference_scores(model, X, False, state)
+    np.testing.assert_allclose(model.forward(X, train=False)[0], expected, rtol=1e-10)
+    np.testing.assert_allclose(model.scores(X), expected, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_gradients_with_a_negative_batchnorm_scale():
+    """A BN layer before a max-pool leaves its scale to the pool only when every channel's
+    scale is positive (max commutes with z -> z s for s > 0); one negative gamma takes the
+    path that normalises first. Both give the cost's gradient."""
+    model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True, "l2": 0.01})
+    model.params["gamma1"][1] = -0.7
+    model.params["gamma2"][:] = [0.5, 1.5, 0.8, 1.2, 2.0]
+    X, y = _data(model, 2)
+    errors = _check_all_params(model, X, y)
+    assert max(errors.values()) < 1e-6, errors
+
+
 def test_param_layout_and_decay():
     model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True, "hidden": [6]})
     assert model.params["F1"].shape == (4, 3, 3, 3)

@@ -180,17 +180,20 @@ class CNN(Model):
     def _conv_forward(self, x, l, train, planes=False, defer=False):
         """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
         as NCHW channel planes (conv2d_planes_forward), else an NHWC map. defer: a max-pool
-        follows and the activation is ReLU: BN's shift and the ReLU are left to the pool,
-        which commutes with both (max(a + s, 0) over a window = max(max a + s, 0)) and
-        applies them to its 4x smaller output.
-        Returns (h, cache, shift): shift is BN's per-channel shift when deferred, else None."""
+        follows and the activation is ReLU: BN's shift and the ReLU (and its scale when
+        every scale is positive) are left to the pool, which commutes with them (over a
+        window, max(a s + b, 0) = max(max(a) s + b, 0) for s > 0) and applies them to its
+        4x smaller output.
+        Returns (h, cache, deferred): the (scale or None, shift) the pool applies, or None."""
         P, p, key = self.params, self.p, f"conv{l}"
         W, b = P[f"F{l}"], P.get(f"b{l}")
-        batchnorm, shift = p.batchnorm, None
+        batchnorm, deferred = p.batchnorm, None
         if batchnorm and not train and self._scoring is not None:  # BN is in W and shift
             (W, shift), batchnorm = self._scoring[l], False
-            if not defer:
-                b, shift = shift, None
+            if defer:
+                deferred = (None, shift)
+            else:
+                b = shift
         n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
         n, Ho, Wo, F = cv.conv_out_shape((n, H, Wd, C), W.shape, 1, PAD)
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
@@ -230,18 +233,18 @@ class CNN(Model):
         h, c_bn, c_act = z, None, None
         if batchnorm:
             y = self._buffer(key, "y", z.shape, x.dtype)
-            _, shift, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
-                                             bn.layer_state(self.state, f"bn{l}"), train,
-                                             p.bn_eps, p.bn_alpha, relu, y.reshape(-1, F), rows,
-                                             parallel.map_parts, stats if train else None,
-                                             defer)
-            h = y
+            h, deferred, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
+                                                bn.layer_state(self.state, f"bn{l}"), train,
+                                                p.bn_eps, p.bn_alpha, relu, y.reshape(-1, F),
+                                                rows, parallel.map_parts,
+                                                stats if train else None, defer)
+            h = h.reshape(z.shape)
         elif fused_relu:
             kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is
         if not relu:
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
         return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
-                   z if fused_relu else None, planes), shift if defer else None
+                   z if fused_relu else None, planes), deferred
 
     def _conv_backward(self, dout, cache, l, grads, relu_done=False):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
@@ -310,10 +313,10 @@ class CNN(Model):
         return dx
 
     # ------------------------------------------------------------------ pooling block
-    def _pool_forward(self, x, i, relu=False, shift=None):
-        """Max-pool i; then `shift` (per channel) and the ReLU when the conv before deferred
-        them (relu: its activation, a ReLU, is applied here). Inside scores() no backward
-        pass follows, and the pool skips the winner masks where it can."""
+    def _pool_forward(self, x, i, relu=False, deferred=None):
+        """Max-pool i; then the per-channel (scale or None, shift) and the ReLU when the
+        conv before deferred them (relu: its activation, a ReLU, is applied here). Inside
+        scores() no backward pass follows, and the pool skips the winner masks where it can."""
         k, s, pad = self.pool
         n, H, W, C = x.shape
         Ho, Wo = self._pooled(H, W)
@@ -327,8 +330,8 @@ class CNN(Model):
                 cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], masks)[1]
             else:
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
-            if shift is not None:
-                bn.add_per_channel(out[c].reshape(-1, C), shift)
+            if deferred is not None:
+                bn.scale_shift(out[c].reshape(-1, C), *deferred)
             if relu:
                 kinks.note_sign("relu", out[c])  # the ReLU's input, on the pooled map
                 np.maximum(out[c], 0, out=out[c])
@@ -361,14 +364,15 @@ class CNN(Model):
         x = X.reshape(X.shape[0], *self.image_shape)  # NCHW channel planes
         h = x.transpose(0, 2, 3, 1)
         caches, relu = [], self.p.activation == "relu"
-        defer, shift = False, None  # what the conv before a pool left to it
+        defer, deferred = False, None  # what the conv before a pool left to it
         for b, (kind, l) in enumerate(self.blocks):
             if kind == "pool":
-                h, c = self._pool_forward(h, l, defer, shift)
-                defer, shift = False, None
+                h, c = self._pool_forward(h, l, defer, deferred)
+                defer, deferred = False, None
             else:  # the first conv reads the images' channel planes
                 defer = relu and b + 1 < len(self.blocks) and self.blocks[b + 1][0] == "pool"
-                h, c, shift = self._conv_forward(x if b == 0 else h, l, train, b == 0, defer)
+                h, c, deferred = self._conv_forward(x if b == 0 else h, l, train, b == 0,
+                                                    defer)
             caches.append(c)
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))

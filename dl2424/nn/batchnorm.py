@@ -182,10 +182,14 @@ def channel_sums(x):
     return _fold(_ones(w.shape[0], x.dtype) @ w, r)
 
 
-def add_per_channel(x, v):
-    """x += v for the rows of an (m, F) block and a per-channel (F,) vector, in place."""
+def scale_shift(x, scale, shift):
+    """x = x scale + shift for the rows of an (m, F) block and per-channel (F,) vectors, in
+    place; scale None: x += shift."""
     r = _repeats(*x.shape)
-    _wide(x, r)[...] += _tiled(v, r)
+    w = _wide(x, r)
+    if scale is not None:
+        w *= _tiled(scale, r)
+    w += _tiled(shift, r)
 
 
 def block_stats(z):
@@ -230,10 +234,13 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
     - cuts, run: the parts' row slices, and the map that runs fn(i) for each part index
     - stats: per part, the block_stats of its blocks of rows in order, when the caller
       already has them (the conv layer takes them while each block is in cache)
-    - defer: y = z scale only; adding `shift` and the ReLU is left to the caller (a
-      max-pool commutes with both, and does them on its four times smaller output)
-    Returns (y, shift, cache) with y = z scale + shift (then ReLU) unless deferred. The
-    moving averages in `state` are updated as in batchnorm_forward.
+    - defer: the caller (a max-pool) finishes the output: the pool commutes with the
+      shift, the ReLU and, when every scale is positive, the scale, and applies them to
+      its four times smaller output
+    Returns (h, deferred, cache). Not deferred: h is y = z scale + shift (then ReLU) and
+    deferred is None. Deferred: (scale, shift) with h = z (every scale > 0: no pass over
+    z here), or (None, shift) with h = y = z scale; the output is h scale + shift, then
+    ReLU. The moving averages in `state` are updated as in batchnorm_forward.
     """
     parts = range(len(cuts))
     if train:
@@ -243,6 +250,9 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
     else:
         mu, var = state["mean"], state["var"]
     inv_std, scale, shift = affine(gamma, beta, mu, var, eps)
+    cache = (z, y, gamma, inv_std, mu, train, relu and not defer)
+    if defer and np.all(scale > 0):  # max(z scale) = max(z) scale: the pool scales
+        return z, (scale, shift), cache
 
     def normalise(i):
         c = cuts[i]
@@ -255,10 +265,11 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
                 np.maximum(out, 0, out=out)
 
     run(normalise, parts)
-    relu = relu and not defer
+    if defer:
+        return y, (None, shift), cache
     if relu:
         kinks.note_sign("relu", y)  # y > 0 exactly where the ReLU's input is
-    return y, shift, (z, y, gamma, inv_std, mu, train, relu)
+    return y, None, cache
 
 
 def _centred_dots(g, z, mu):
