@@ -85,16 +85,19 @@ def _reference_scores(model, X, train, state):
     return h.reshape(X.shape[0], -1) @ P["W1"] + P["bW1"]
 
 
-@pytest.mark.parametrize("gamma1", [[1.0, 0.5, 2.0, 0.1], [1.0, -0.5, 2.0, 0.1]])
+@pytest.mark.parametrize("gamma1", [[1.0, 0.5, 2.0, 0.1], [1.0, -0.5, 2.0, 0.1], None])
 @pytest.mark.parametrize("pool", [{"kernel": 3, "stride": 2, "padding": 1},
                                   {"kernel": 2, "stride": 2, "padding": 0}])
 def test_forward_equals_the_composed_layers(gamma1, pool):
     """Training and evaluation scores (forward and scores()) equal the plain composition of
-    the layers, with every BN scale positive (the pool applies it) and with one negative
-    (BN normalises first)."""
-    model = _build({"layers": [4, "M", 5, "M"], "batchnorm": True, "pool": pool})
-    model.params["gamma1"][:] = gamma1
-    model.params["beta1"][:] = [0.3, -0.2, 0.1, 0.0]
+    the layers, with every BN scale positive (the pool applies it), with one negative (BN
+    normalises first), and without BN (the pool adds the conv's bias)."""
+    keys = {"layers": [4, "M", 5, "M"], "batchnorm": gamma1 is not None, "pool": pool}
+    model = _build(keys)
+    shift = "b1" if gamma1 is None else "beta1"
+    model.params[shift][:] = [0.3, -0.2, 0.1, 0.0]
+    if gamma1 is not None:
+        model.params["gamma1"][:] = gamma1
     X, _ = _data(model, 5)
     state = {k: v.copy() for k, v in model.state.items()}
     np.testing.assert_allclose(model.forward(X, train=True)[0],

@@ -180,20 +180,18 @@ class CNN(Model):
     def _conv_forward(self, x, l, train, planes=False, defer=False):
         """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
         as NCHW channel planes (conv2d_planes_forward), else an NHWC map. defer: a max-pool
-        follows and the activation is ReLU: BN's shift and the ReLU (and its scale when
-        every scale is positive) are left to the pool, which commutes with them (over a
-        window, max(a s + b, 0) = max(max(a) s + b, 0) for s > 0) and applies them to its
-        4x smaller output.
+        follows and the activation is ReLU: the bias or BN's shift and the ReLU (and BN's
+        scale when every scale is positive) are left to the pool, which commutes with them
+        (over a window, max(a s + b, 0) = max(max(a) s + b, 0) for s > 0) and applies them
+        to its 4x smaller output.
         Returns (h, cache, deferred): the (scale or None, shift) the pool applies, or None."""
         P, p, key = self.params, self.p, f"conv{l}"
         W, b = P[f"F{l}"], P.get(f"b{l}")
         batchnorm, deferred = p.batchnorm, None
-        if batchnorm and not train and self._scoring is not None:  # BN is in W and shift
-            (W, shift), batchnorm = self._scoring[l], False
-            if defer:
-                deferred = (None, shift)
-            else:
-                b = shift
+        if batchnorm and not train and self._scoring is not None:  # BN is in W and b
+            (W, b), batchnorm = self._scoring[l], False
+        if defer and not batchnorm:  # the pool adds the bias (a per-channel shift too)
+            deferred, b = (None, b), None
         n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
         n, Ho, Wo, F = cv.conv_out_shape((n, H, Wd, C), W.shape, 1, PAD)
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
