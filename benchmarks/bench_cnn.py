@@ -3,11 +3,13 @@
 One update = loss, backward and an Adam step (lr 1e-4) on a fixed random CIFAR-size batch,
 float32. dl2424 and, when `import torch` works, the same network in PyTorch (Conv2d,
 BatchNorm2d, ReLU, MaxPool2d, Linear; NCHW, as a student writes it) are timed in one process,
-interleaved round by round (dl2424 1 thread, torch 1 thread, dl2424 2 threads, torch 2 threads),
-so that the load of other processes hits all four alike; the table shows the fastest of the
-rounds (other processes and a drifting shared host only ever add time, by tens of percent
-from one second to the next, so the minimum is the steadiest estimate of each library's own
-speed). "ratio" is dl2424 / PyTorch at equal threads (below 1: dl2424 is faster). GFLOP/s
+interleaved round by round (1 thread: dl2424 and torch back to back, then 2 threads; which
+library goes first alternates), so that the load of other processes hits all four alike. The
+ms columns show the fastest of the rounds (other processes and a drifting shared host only
+ever add time, by tens of percent from one second to the next, so the minimum is the
+steadiest estimate of each library's own speed). "ratio" is dl2424 / PyTorch at equal
+threads, the median over rounds of the ratio within a round (drift slower than a round
+cancels out; below 1: dl2424 is faster). GFLOP/s
 counts the products only (convolutions forward, dW and dx except for the first layer, and the
 fc layers: BN, pooling and activations count as zero work); "of peak" relates it to
 2048^3 float32 matmuls measured here, as many at once as there are threads.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -145,20 +148,23 @@ def set_threads(torch, n):
 
 
 def time_row(label, keys, n, number, opts, torch):
-    """Fastest ms per update of each (library, threads), rounds interleaved."""
+    """ms per update of each (library, threads) in each round. A round times every thread
+    count in turn, the two libraries back to back, the one that goes first alternating."""
     model, X, y = build(keys, n)
     steps = {("dl2424", t): dl2424_step(model, X, y) for t in opts.threads}
     if torch is not None:
         steps.update({("torch", t): torch_step(torch, keys, X, y) for t in opts.threads})
+    libs = ["dl2424", "torch"] if torch is not None else ["dl2424"]
     times = {key: [] for key in steps}
     for round_ in range(opts.repeats + 1):  # round 0 warms caches, allocators and pools
-        for (lib, t), step in sorted(steps.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for t in opts.threads:
             set_threads(torch, t)
-            ms = 1e3 * seconds_per_call(step, 1, number, 1 if round_ == 0 else 0,
-                                        timer(opts))[0]
-            if round_:
-                times[lib, t].append(ms)
-    return {key: min(v) for key, v in times.items()}, matmul_flops(model, n)
+            for lib in libs if round_ % 2 else libs[::-1]:
+                ms = 1e3 * seconds_per_call(steps[lib, t], 1, number,
+                                            1 if round_ == 0 else 0, timer(opts))[0]
+                if round_:
+                    times[lib, t].append(ms)
+    return times, matmul_flops(model, n)
 
 
 def main():
@@ -176,13 +182,15 @@ def main():
     first, last = opts.rows
     t0 = time.perf_counter()
     for label, keys, n, number in ROWS[first : last + 1]:
-        ms, flops = time_row(label, keys, n, number, opts, torch)
+        times, flops = time_row(label, keys, n, number, opts, torch)
         for t in opts.threads:
-            ours, theirs = ms["dl2424", t], ms.get(("torch", t))
-            rate = flops / ours / 1e6
-            table.add_row(label if t == opts.threads[0] else "", str(n), str(t), f"{ours:.1f}",
-                          "-" if theirs is None else f"{theirs:.1f}",
-                          "-" if theirs is None else f"{ours / theirs:.2f}",
+            ours, theirs = times["dl2424", t], times.get(("torch", t))
+            ratio = (None if theirs is None else
+                     statistics.median(a / b for a, b in zip(ours, theirs, strict=True)))
+            rate = flops / min(ours) / 1e6
+            table.add_row(label if t == opts.threads[0] else "", str(n), str(t),
+                          f"{min(ours):.1f}", "-" if theirs is None else f"{min(theirs):.1f}",
+                          "-" if ratio is None else f"{ratio:.2f}",
                           f"{rate:.1f}", f"{rate / peaks[t]:.0%}")
     console = Console(width=120)
     console.print(table)
