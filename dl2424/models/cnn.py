@@ -244,9 +244,10 @@ class CNN(Model):
         return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
                    z if fused_relu else None, planes), deferred
 
-    def _conv_backward(self, dout, cache, l, grads, relu_done=False):
+    def _conv_backward(self, dout, cache, l, grads, relu_done=False, pooled=None):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
-        relu_done: the pool after this layer already zeroed dout where the ReLU cut."""
+        relu_done: the pool after this layer already zeroed dout where the ReLU cut.
+        pooled: what the pool after this layer's BN gives for its sums (_pool_backward)."""
         x_shape, cuts, rows, cols, W_rows, c_bn, c_act, relu_out, planes = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
@@ -287,7 +288,7 @@ class CNN(Model):
 
         if c_bn is not None:
             grads[f"gamma{l}"], grads[f"beta{l}"], parts = bn.rows_backward(
-                d2, c_bn, rows, parallel.map_parts, back, relu_done)
+                d2, c_bn, rows, parallel.map_parts, back, relu_done, pooled)
         else:
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = parallel.total([db for _, db in parts])
@@ -322,12 +323,18 @@ class CNN(Model):
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
         fast, masks = cv.fast_pool(x.shape, k, s, pad), self._scoring is None
         rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
+        # Pooling z itself for a BN (deferred scale): the pooled z is kept for the BN's
+        # backward sums, taken over the windows (bn.rows_backward's `pooled`)
+        keep = masks and deferred is not None and deferred[0] is not None
+        zmax = self._buffer(key, "zmax", out.shape, x.dtype) if keep else None
 
         def pool(c):
             if fast:
                 cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], masks)[1]
             else:
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
+            if zmax is not None:
+                np.copyto(zmax[c], out[c])
             if deferred is not None:
                 bn.scale_shift(out[c].reshape(-1, C), *deferred)
             if relu:
@@ -336,12 +343,14 @@ class CNN(Model):
             return cache
 
         caches = parallel.map_parts(pool, cuts)
-        return out, (x.shape, cuts, caches, out)
+        return out, (x.shape, cuts, caches, out, zmax)
 
     def _pool_backward(self, dout, cache, i, relu):
         """dx of _pool_forward. relu: the input came from a ReLU, whose gradient is taken here
-        on the smaller map: a window's gradient passes only if its max is positive."""
-        x_shape, cuts, caches, out = cache
+        on the smaller map: a window's gradient passes only if its max is positive.
+        Returns (dx, pooled): pooled is, per part, the windows' gradient and the pooled z
+        (rows of (n Ho Wo, C)) when the pool took a BN's z itself, else None."""
+        x_shape, cuts, caches, out, zmax = cache
         dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
 
         def back(j):
@@ -354,7 +363,10 @@ class CNN(Model):
                 dx[c] = cv.maxpool_nhwc_backward(dout[c], caches[j])
 
         parallel.map_parts(back, range(len(cuts)))
-        return dx
+        if zmax is None:
+            return dx, None
+        C = x_shape[3]
+        return dx, [(dout[c].reshape(-1, C), zmax[c].reshape(-1, C)) for c in cuts]
 
     # ------------------------------------------------------------------ whole network
     def forward(self, X, train: bool, rng=None):
@@ -389,15 +401,16 @@ class CNN(Model):
             d, grads[f"W{j}"], grads[f"bW{j}"], _, _ = dense_backward(d, fc_caches[j - 1])
         d = np.ascontiguousarray(cv.flatten_backward(d, c_flat).transpose(0, 2, 3, 1))
         relu_done = False  # the ReLU of the conv before a pool acts in the pool's backward
+        pooled = None  # what the pool gives the BN before it (see _pool_backward)
         for b in reversed(range(len(self.blocks))):
             kind, l = self.blocks[b]
             if kind == "pool":
                 relu_done = (b > 0 and self.blocks[b - 1][0] == "conv"
                              and self.p.activation == "relu")
-                d = self._pool_backward(d, caches[b], l, relu_done)
+                d, pooled = self._pool_backward(d, caches[b], l, relu_done)
             else:
-                d = self._conv_backward(d, caches[b], l, grads, relu_done)
-                relu_done = False
+                d = self._conv_backward(d, caches[b], l, grads, relu_done, pooled)
+                relu_done, pooled = False, None
         return grads
 
     def scores(self, X, batch_size: int | None = None):

@@ -283,18 +283,26 @@ def _centred_dots(g, z, mu):
     return _fold(total(partial), r)
 
 
-def rows_backward(dy, cache, cuts, run, then, relu_done=False):
+def rows_backward(dy, cache, cuts, run, then, relu_done=False, pooled=None):
     """Gradients of rows_forward, in parts; dy (m, F) is overwritten with dz.
 
     then(i, dz_part) runs on part i's dz as soon as it is ready (the conv layer's own
     backward), on the same thread. relu_done: dy is already zero where the ReLU cut (a
-    max-pool after the ReLU did it on its smaller map). Returns (dgamma, dbeta, [then's
-    results in part order]). The cache is used up: its output buffer serves as scratch.
+    max-pool after the ReLU did it on its smaller map). pooled: per part, (the max-pool's
+    upstream gradient, the pooled z) as rows, when the pool took z itself (a deferred
+    scale): dy at each position is the sum of the gradients of the windows it won, so the
+    sums over positions of dy and of dy (z - mu) are sums over the four times fewer
+    windows of their gradient and of their gradient times (max z - mu). Returns (dgamma,
+    dbeta, [then's results in part order]). The cache is used up: its output buffer
+    serves as scratch.
     """
     z, y, gamma, inv_std, mu, train, relu = cache
     N, parts = z.shape[0], range(len(cuts))
 
     def sums(i):
+        if pooled is not None:
+            g, z_max = pooled[i]
+            return channel_sums(g), _centred_dots(g, z_max, mu)
         g, c = dy[cuts[i]], cuts[i]
         if relu and not relu_done:
             np.multiply(g, y[c] > 0, out=g)
