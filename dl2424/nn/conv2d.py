@@ -373,21 +373,26 @@ def _head(x, axis):
     return x[:, :-1] if axis == 1 else x[:, :, :-1]
 
 
-def _max2_along(x, axis, out, won, won_prev=None):
+def _max2_along(x, axis, out, won=None, won_prev=None, overlap=False):
     """out = max of the pairs (2i, 2i+1) along `axis`; won = entry 2i wins its pair.
 
-    With won_prev (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
-    first: won_prev = it is the max (ties included), and won is cleared there.
+    With overlap (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
+    first: won_prev = it is the max (ties included), and won is cleared there. won None
+    (no backward pass will follow): the maxima only.
     """
     a, b = _pool2_halves(x, axis)
     np.maximum(a, b, out=out)
-    np.greater_equal(a, b, out=won)
-    if won_prev is not None:
-        o, p = _tail(out, axis), _tail(won_prev, axis)
-        np.greater_equal(_head(b, axis), o, out=p)
-        np.maximum(o, _head(b, axis), out=o)
-        (won_prev[:, 0] if axis == 1 else won_prev[:, :, 0])[...] = False
-        np.greater(won, won_prev, out=won)  # won and not won_prev
+    if won is not None:
+        np.greater_equal(a, b, out=won)
+    if overlap:
+        o, prev = _tail(out, axis), _head(b, axis)
+        if won is not None:
+            p = _tail(won_prev, axis)
+            np.greater_equal(prev, o, out=p)
+        np.maximum(o, prev, out=o)
+        if won is not None:
+            (won_prev[:, 0] if axis == 1 else won_prev[:, :, 0])[...] = False
+            np.greater(won, won_prev, out=won)  # won and not won_prev
     return out
 
 
@@ -414,16 +419,6 @@ def fast_pool(x_shape, kernel, stride, pad):
     return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
 
 
-def _max2_only(x, axis, out, overlap):
-    """_max2_along without the winner masks (no backward pass will follow)."""
-    a, b = _pool2_halves(x, axis)
-    np.maximum(a, b, out=out)
-    if overlap:
-        o = _tail(out, axis)
-        np.maximum(o, _head(b, axis), out=o)
-    return out
-
-
 def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
     with padding 1 (H and W even).
@@ -441,12 +436,12 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
     if not masks:
-        _max2_only(x[:, : 2 * Ho], 2, rows, overlap)
-        return _max2_only(rows, 1, out, overlap), None
+        _max2_along(x[:, : 2 * Ho], 2, rows, overlap=overlap)
+        return _max2_along(rows, 1, out, overlap=overlap), None
     won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
     prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
-    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0])
-    _max2_along(rows, 1, out, won[1], prev[1])
+    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0], overlap)
+    _max2_along(rows, 1, out, won[1], prev[1], overlap)
     kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
     return out, (x.shape, won, prev, rows)
 
