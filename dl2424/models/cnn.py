@@ -321,16 +321,22 @@ class CNN(Model):
         Ho, Wo = self._pooled(H, W)
         cuts, key = parallel.parts(n), f"pool{i}"
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
-        fast, masks = cv.fast_pool(x.shape, k, s, pad), self._scoring is None
+        fast, backward = cv.fast_pool(x.shape, k, s, pad), self._scoring is None
         rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
+        # the winner masks for the backward pass, in buffers kept like the maps (none in
+        # scores(); maxpool_nhwc_forward makes its own)
+        masks = [self._buffer(key, f"won{j}", shape, bool)
+                 for j, shape in enumerate(cv.pool2_mask_shapes(x.shape, k == 3))
+                 ] if fast and backward else []
         # Pooling z itself for a BN (deferred scale): the pooled z is kept for the BN's
         # backward sums, taken over the windows (bn.rows_backward's `pooled`)
-        keep = masks and deferred is not None and deferred[0] is not None
+        keep = backward and deferred is not None and deferred[0] is not None
         zmax = self._buffer(key, "zmax", out.shape, x.dtype) if keep else None
 
         def pool(c):
             if fast:
-                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], masks)[1]
+                won = [m[c] for m in masks] if backward else False
+                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], won)[1]
             else:
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
             if zmax is not None:

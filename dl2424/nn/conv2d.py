@@ -419,6 +419,14 @@ def fast_pool(x_shape, kernel, stride, pad):
     return stride == 2 and ((kernel, pad) == (2, 0) or ((kernel, pad) == (3, 1) and even))
 
 
+def pool2_mask_shapes(x_shape, overlap=False):
+    """The shapes of maxpool2_nhwc_forward's winner masks for an input of x_shape: along W
+    (n, 2 Ho, Wo, C), along H (n, Ho, Wo, C), then the same two again with overlap."""
+    n, H, W, C = x_shape
+    shapes = [(n, H - H % 2, W // 2, C), (n, H // 2, W // 2, C)]
+    return shapes * 2 if overlap else shapes
+
+
 def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
     with padding 1 (H and W even).
@@ -426,8 +434,9 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     A max of the two halves of a reshape along W, then along H, with the winner masks from
     the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
     in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
-    (n, 2 Ho, Wo, C) are optional buffers. Returns (out, cache); masks=False (evaluation)
-    takes the maxima only and returns cache None.
+    (n, 2 Ho, Wo, C) are optional buffers; so is `masks`, a list of bool arrays shaped as
+    pool2_mask_shapes says (masks=True makes new ones). Returns (out, cache); masks=False
+    (evaluation) takes the maxima only and returns cache None.
     """
     n, H, W, C = x.shape
     Ho, Wo = H // 2, W // 2
@@ -435,11 +444,12 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
         raise ValueError(f"window 2 (stride 2) is larger than input {min(H, W)}")
     rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
-    if not masks:
+    if masks is False:
         _max2_along(x[:, : 2 * Ho], 2, rows, overlap=overlap)
         return _max2_along(rows, 1, out, overlap=overlap), None
-    won = [np.empty(rows.shape, bool), np.empty(out.shape, bool)]  # col, row
-    prev = [np.empty(rows.shape, bool), np.empty(out.shape, bool)] if overlap else [None] * 2
+    if masks is True:
+        masks = [np.empty(s, bool) for s in pool2_mask_shapes(x.shape, overlap)]
+    won, prev = masks[:2], masks[2:] if overlap else [None] * 2  # [col, row] each
     _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0], overlap)
     _max2_along(rows, 1, out, won[1], prev[1], overlap)
     kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
