@@ -19,7 +19,6 @@ import argparse
 import importlib
 import io
 import os
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -33,6 +32,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 from bench_cnn import IMAGE, LR, ROWS, K  # noqa: E402
+from common import paired_ratios  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -105,8 +105,7 @@ def compare(old: str, keys: dict, n: int, per_round: int, threads: int, rounds: 
             for _ in range(per_round):
                 steps[k]()
             times[k].append(1e3 * (time.perf_counter() - t0) / per_round)
-    ratio = statistics.median(a / b for a, b in zip(times["new"], times["old"], strict=True))
-    return min(times["old"]), min(times["new"]), ratio
+    return min(times["old"]), min(times["new"]), paired_ratios(times["new"], times["old"])
 
 
 def main():
@@ -114,18 +113,20 @@ def main():
     what = f"scores of {EVAL_IMAGES} images" if opts.eval else "update"
     table = Table(title=f"cnn ms per {what}: this tree against {opts.rev}, "
                         f"{opts.rounds} interleaved rounds in one process")
-    for col in ("network", "threads", f"{opts.rev} ms", "this tree ms", "new / old"):
+    for col in ("network", "threads", f"{opts.rev} ms", "this tree ms", "new / old",
+                "quartiles"):
         table.add_column(col, justify="left" if col == "network" else "right")
     with tempfile.TemporaryDirectory() as tmp:
         old = extract(opts.rev, Path(tmp))
         for label, keys, n, per_round in ROWS[opts.rows[0] : opts.rows[1] + 1]:
             for t in opts.threads:
-                a, b, ratio = compare(old, keys, n, 1 if opts.eval else per_round, t,
-                                      opts.rounds, opts.eval)
+                a, b, (ratio, low, high) = compare(old, keys, n, 1 if opts.eval else per_round,
+                                                   t, opts.rounds, opts.eval)
                 table.add_row(label if t == opts.threads[0] else "", str(t), f"{a:.1f}",
-                              f"{b:.1f}", f"{ratio:.3f}")
+                              f"{b:.1f}", f"{ratio:.3f}", f"{low:.3f}-{high:.3f}")
     Console(width=120).print(table)
-    print("ms: fastest round; new / old: median over rounds of the ratio within a round.")
+    print("ms: fastest round; new / old: median over rounds of the ratio within a round; "
+          "quartiles: its lower and upper quartile.")
 
 
 if __name__ == "__main__":

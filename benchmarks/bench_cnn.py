@@ -9,10 +9,11 @@ ms columns show the fastest of the rounds (other processes and a drifting shared
 ever add time, by tens of percent from one second to the next, so the minimum is the
 steadiest estimate of each library's own speed). "ratio" is dl2424 / PyTorch at equal
 threads, the median over rounds of the ratio within a round (drift slower than a round
-cancels out; below 1: dl2424 is faster). GFLOP/s
-counts the products only (convolutions forward, dW and dx except for the first layer, and the
-fc layers: BN, pooling and activations count as zero work); "of peak" relates it to
-2048^3 float32 matmuls measured here, as many at once as there are threads.
+cancels out; below 1: dl2424 is faster); "quartiles" are its lower and upper quartile over
+the rounds, which say how far to trust it. GFLOP/s counts the products only (convolutions
+forward, dW and dx except for the first layer, and the fc layers: BN, pooling and
+activations count as zero work); "of peak" relates it to 2048^3 float32 matmuls measured
+here, as many at once as there are threads.
 
 On a busy machine `--clock cpu --threads 1` is the steadier comparison (this process's CPU
 time; at 2 threads CPU time adds up both threads and says nothing about the wall time).
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,7 +36,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
-from common import matmul_peak_gflops, seconds_per_call, timer, torch_or_none  # noqa: E402
+from common import (  # noqa: E402
+    matmul_peak_gflops,
+    paired_ratios,
+    seconds_per_call,
+    timer,
+    torch_or_none,
+)
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -176,8 +182,8 @@ def main():
         peaks[t] = matmul_peak_gflops(np.float32, threads=t)
     table = Table(title="ms per cnn update (float32, Adam, fixed batch), fastest of "
                         f"{opts.repeats} interleaved rounds, {opts.clock} clock")
-    for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio", "GFLOP/s",
-                "of peak"):
+    for col in ("network", "batch", "threads", "dl2424 ms", "PyTorch ms", "ratio",
+                "quartiles", "GFLOP/s", "of peak"):
         table.add_column(col, justify="left" if col == "network" else "right")
     first, last = opts.rows
     t0 = time.perf_counter()
@@ -185,12 +191,12 @@ def main():
         times, flops = time_row(label, keys, n, number, opts, torch)
         for t in opts.threads:
             ours, theirs = times["dl2424", t], times.get(("torch", t))
-            ratio = (None if theirs is None else
-                     statistics.median(a / b for a, b in zip(ours, theirs, strict=True)))
+            ratio, low, high = ("-",) * 3 if theirs is None else (
+                f"{r:.2f}" for r in paired_ratios(ours, theirs))
             rate = flops / min(ours) / 1e6
             table.add_row(label if t == opts.threads[0] else "", str(n), str(t),
                           f"{min(ours):.1f}", "-" if theirs is None else f"{min(theirs):.1f}",
-                          "-" if ratio is None else f"{ratio:.2f}",
+                          ratio, "-" if theirs is None else f"{low}-{high}",
                           f"{rate:.1f}", f"{rate / peaks[t]:.0%}")
     console = Console(width=120)
     console.print(table)

@@ -46,6 +46,17 @@ def median_ms(fn, repeats: int = 5, number: int = 50, warmup: int = 5) -> float:
     return 1e3 * statistics.median(seconds_per_call(fn, repeats, number, warmup))
 
 
+def paired_ratios(new: list[float], old: list[float]) -> tuple[float, float, float]:
+    """(median, lower quartile, upper quartile) over rounds of new / old within a round, for
+    times taken in interleaved rounds: drift slower than a round cancels out of each ratio,
+    and the quartiles show how far the rounds disagree."""
+    ratios = [a / b for a, b in zip(new, old, strict=True)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    low, mid, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return mid, low, high
+
+
 def matmul_peak_gflops(dtype, n: int = 2048, repeats: int = 5, threads: int = 1) -> float:
     """The machine's practical matmul peak: best of a few n x n x n products, `threads` of
     them at once on Python threads, each calling BLAS on its thread as dl2424's parts do

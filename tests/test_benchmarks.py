@@ -76,12 +76,14 @@ def test_bench_cnn_prints_times_and_a_ratio_per_thread_count():
                        "--threads", "1", "2")
     assert [r[2] for r in rows] == ["1", "2"]
     assert rows[0][0].startswith("small [16,M,32,M,64,M]") and rows[0][1] == "100"
-    for *_, ours, theirs, ratio, gflops, peak in rows:
+    for *_, ours, theirs, ratio, quartiles, gflops, peak in rows:
         assert float(ours) > 0 and float(gflops) > 0 and peak.endswith("%")
         if _torch():  # a median of within-round ratios: near, not equal to, ours / theirs
             assert float(theirs) > 0 and 0.05 < float(ratio) < 20
+            low, high = (float(q) for q in quartiles.split("-"))
+            assert low <= float(ratio) <= high
         else:
-            assert theirs == ratio == "-"
+            assert theirs == ratio == quartiles == "-"
 
 
 @pytest.mark.slow
@@ -94,8 +96,23 @@ def test_ab_cnn_against_this_revision_gives_a_ratio_near_one(mode):
     rows = _table_rows("ab_cnn.py", "HEAD", "--rows", "0", "0", "--threads", "1",
                        "--rounds", "3", *mode)
     assert len(rows) == 1
-    network, threads, old_ms, new_ms, ratio = rows[0]
+    network, threads, old_ms, new_ms, ratio, quartiles = rows[0]
     assert network.startswith("small") and threads == "1"
     assert float(old_ms) > 0 and float(new_ms) > 0
+    low, high = (float(q) for q in quartiles.split("-"))
+    assert low <= float(ratio) <= high
     if not dirty:
         assert 0.5 < float(ratio) < 2.0
+
+
+def test_paired_ratios_cancel_drift_between_rounds_and_give_quartiles():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from common import paired_ratios
+
+    old = [10.0, 20.0, 14.0, 30.0, 12.0]  # the host's speed drifting from round to round
+    assert paired_ratios([1.1 * t for t in old], old) == pytest.approx((1.1, 1.1, 1.1))
+    new = [10.0, 24.0, 14.0, 33.0, 10.8]  # ratios 1.0, 1.2, 1.0, 1.1, 0.9
+    median, low, high = paired_ratios(new, old)
+    assert median == pytest.approx(1.0) and low == pytest.approx(1.0)
+    assert high == pytest.approx(1.1)
+    assert paired_ratios([3.0], [2.0]) == (1.5, 1.5, 1.5)
