@@ -7,8 +7,11 @@ sidecar is a human-readable copy written after it. Both are written atomically.
 from __future__ import annotations
 
 import json
+import threading
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,21 @@ class Checkpoint:
     state: dict[str, np.ndarray]
     optim: dict[str, np.ndarray]
     meta: dict
+
+
+# np.load parses each entry's .npy header with ast.literal_eval, and CPython 3.11 keeps one
+# AST-constructor recursion counter for all threads: two threads parsing at once, with a
+# garbage collection switching between them, fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). Runs trained on threads (a dask
+# worker's) read their .npz files one at a time.
+_NPZ_LOCK = threading.Lock()
+
+
+@contextmanager
+def read_npz(path: Path) -> Iterator[np.lib.npyio.NpzFile]:
+    """np.load(path) of an .npz file, no pickles, one thread at a time."""
+    with _NPZ_LOCK, np.load(path, allow_pickle=False) as z:
+        yield z
 
 
 def save(path: Path, model, optimizer, meta: dict) -> None:
@@ -90,7 +108,7 @@ def load(path: Path) -> Checkpoint:
         raise UserError(f"{path}: checkpoint not found" if not path.exists() else
                         f"{path}: not a checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with read_npz(path) as z:
             if not hasattr(z, "zip"):
                 raise ValueError("not an .npz archive")
             _check_entries(z, path)
@@ -114,7 +132,7 @@ def load(path: Path) -> Checkpoint:
 def read_step(path: Path, default: int) -> int:
     """The step a checkpoint was saved at, reading only its metadata; default if unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with read_npz(path) as z:
             step = json.loads(str(z["meta"])).get("step")
     except (zipfile.BadZipFile, zlib.error, ValueError, KeyError, EOFError, OSError,
             AttributeError):
@@ -161,7 +179,7 @@ def _check_slots(optim: dict, params: dict, where: str) -> None:
 
 def update_meta(path: Path, **changes) -> None:
     """Same arrays, metadata changed (a run made longer: its new config hash and length)."""
-    with np.load(path, allow_pickle=False) as z:
+    with read_npz(path) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays["meta"])) | changes
     arrays["meta"] = np.array(json.dumps(meta))

@@ -351,7 +351,7 @@ def write_normalisation(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def read_normalisation(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path / NORMALISATION, allow_pickle=False) as z:
+    with checkpoint.read_npz(path / NORMALISATION) as z:
         return {k: z[k] for k in z.files}
 
 
