@@ -32,11 +32,12 @@ class Checkpoint:
     meta: dict
 
 
-# np.load parses each entry's .npy header with ast.literal_eval, and CPython 3.11 keeps one
-# AST-constructor recursion counter for all threads: two threads parsing at once, with a
-# garbage collection switching between them, fail with "SystemError: AST constructor
-# recursion depth mismatch" (python/cpython#106905). Runs trained on threads (a dask
-# worker's) read their .npz files one at a time.
+# np.load parses each entry's .npy header with ast.literal_eval, and CPython 3.11 (3.11.7
+# at least) keeps one AST-constructor recursion counter for all threads: two threads
+# parsing at once, with a garbage collection switching between them, fail with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905, fixed
+# upstream by #113035). Runs trained on threads (a dask worker's) read .npz files one at a
+# time.
 _NPZ_LOCK = threading.Lock()
 
 
