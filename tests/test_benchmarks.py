@@ -116,3 +116,19 @@ def test_paired_ratios_cancel_drift_between_rounds_and_give_quartiles():
     assert median == pytest.approx(1.0) and low == pytest.approx(1.0)
     assert high == pytest.approx(1.1)
     assert paired_ratios([3.0], [2.0]) == (1.5, 1.5, 1.5)
+
+
+@pytest.mark.slow
+def test_bench_winograd_prints_every_layer_with_the_rule_that_picks_it():
+    from dl2424.nn import winograd
+
+    rows = _table_rows("bench_winograd.py", "--repeats", "2")
+    assert len(rows) == 10
+    for _, n, side, channels, im2col, wino, ratio, quartiles, pays in rows:
+        assert _number(im2col) > 0 and _number(wino) > 0
+        low, high = (float(q) for q in quartiles.split("-"))
+        assert low <= float(ratio) <= high
+        h = int(side.split("x")[0])
+        C, F = (int(c) for c in channels.split("->"))
+        assert pays == ("yes" if winograd.pays((int(n), h, h, C), (F, C, 3, 3)) else "no")
+    assert {r[-1] for r in rows} == {"yes", "no"}

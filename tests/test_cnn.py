@@ -8,6 +8,7 @@ import dl2424.models.cnn  # noqa: F401  (registers the model)
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
 from dl2424.gradcheck import max_rel_error, numerical_grad
+from dl2424.nn import winograd as wg
 from dl2424.registry import MODELS
 
 UVA = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -230,6 +231,8 @@ def test_uva_vgg_runs_in_float32():
     X, y = _data(model, 2)
     X = X.astype(np.float32)
     y = np.array([3, 7])
+    # Winograd where it pays: 128 or more channels and filters on maps of 8 x 8 and 4 x 4
+    assert _conv_methods(model, X) == ["planes", "im2col", *["winograd"] * 4, "im2col", "im2col"]
     loss, _, grads = model.loss(X, y, train=True)
     assert abs(loss - np.log(10)) < 2.0  # random init: near chance
     assert all(grads[k].dtype == np.float32 and grads[k].shape == w.shape
@@ -320,3 +323,57 @@ def test_filters_keep_channels_innermost_through_checkpoints_and_adam(tmp_path):
     for k in model.params:
         np.testing.assert_array_equal(fresh.params[k], model.params[k])
     assert fresh_opt.state["m.F2"].strides == fresh.params["F2"].strides
+
+
+def _conv_methods(model, X):
+    """How each conv layer of model computed its forward pass on X: "planes" (the images),
+    "im2col" or "winograd"."""
+    caches = model.forward(X, train=True)[1][0]
+    return [c[-1] for (kind, _), c in zip(model.blocks, caches, strict=True) if kind == "conv"]
+
+
+@pytest.fixture
+def winograd_everywhere(monkeypatch):
+    """Winograd for every conv it can take (3x3 on even maps; the images' conv excepted),
+    however few its channels."""
+    monkeypatch.setattr(wg, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(wg, "MIN_SIDE", 2)
+
+
+WINOGRAD_KEYS = [
+    {"layers": [4, "M", 5, "M"], "batchnorm": True, "hidden": [6], "l2": 0.01},
+    {"layers": [3, 4, "M", 5], "l2": 0.01},  # conv 3's ReLU in its own pass (no pool after)
+    {"layers": [3, 4, "M"], "batchnorm": True, "activation": "leaky_relu",
+     "pool": {"kernel": 2, "stride": 2, "padding": 0}},
+]
+
+
+@pytest.mark.parametrize("keys", WINOGRAD_KEYS)
+def test_winograd_layers_give_the_im2col_layers_numbers(keys, monkeypatch):
+    """The same network through Winograd layers: the same loss, gradients, moving averages
+    and scores as through im2col, up to rounding."""
+    X, y = _data(_build(keys), 7)
+    direct = _build(keys)
+    expected = direct.loss(X, y, train=True)
+    monkeypatch.setattr(wg, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(wg, "MIN_SIDE", 2)
+    methods = _conv_methods(_build(keys), X)
+    assert methods == ["planes", *["winograd"] * (len(methods) - 1)]
+    model = _build(keys)
+    loss, _, grads = model.loss(X, y, train=True)
+    np.testing.assert_allclose(loss, expected[0], rtol=1e-12)
+    for k, g in expected[2].items():
+        np.testing.assert_allclose(grads[k], g, rtol=1e-10, atol=1e-13)
+    for k, v in direct.state.items():
+        np.testing.assert_allclose(model.state[k], v, rtol=1e-12)
+    np.testing.assert_allclose(model.scores(X), direct.scores(X), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keys", WINOGRAD_KEYS[:2])
+def test_whole_model_gradients_through_winograd(keys, winograd_everywhere):
+    model = _build(keys)
+    X, y = _data(model, 2)
+    assert "winograd" in _conv_methods(model, X)
+    errors = _check_all_params(model, X, y)
+    assert max(errors.values()) < 1e-6, errors

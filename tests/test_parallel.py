@@ -9,7 +9,7 @@ import pytest
 import dl2424.models.cnn  # noqa: F401  (registers the model)
 from dl2424.data.bundle import DataInfo
 from dl2424.errors import UserError
-from dl2424.nn import parallel
+from dl2424.nn import parallel, winograd
 from dl2424.registry import MODELS
 
 
@@ -62,10 +62,13 @@ def test_bad_thread_setting_is_a_user_error(monkeypatch):
     {"layers": [4, "M", 5, 3], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
     {"layers": [4, "M"], "batchnorm": True, "activation": "leaky_relu"},
 ])
-@pytest.mark.parametrize("whole_batch_dw", [None, 0])  # 0: every layer's dW in one product
-def test_one_and_two_threads_give_the_same_numbers(threads, keys, whole_batch_dw, monkeypatch):
-    if whole_batch_dw is not None:
-        monkeypatch.setattr(dl2424.models.cnn, "WHOLE_BATCH_DW", whole_batch_dw)
+@pytest.mark.parametrize("forced", [None, "whole batch dW", "winograd"])
+def test_one_and_two_threads_give_the_same_numbers(threads, keys, forced, monkeypatch):
+    if forced == "whole batch dW":  # every im2col layer's dW in one product
+        monkeypatch.setattr(dl2424.models.cnn, "WHOLE_BATCH_DW", 0)
+    if forced == "winograd":  # every conv after the first through Winograd's algorithm
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+        monkeypatch.setattr(winograd, "MIN_SIDE", 2)
     info = DataInfo((3 * 8 * 8,), ["a", "b", "c"], {"image_shape": [3, 8, 8]})
     rng = np.random.default_rng(1)
     X = rng.standard_normal((7, 3 * 8 * 8)).astype(np.float32)

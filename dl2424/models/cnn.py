@@ -30,7 +30,7 @@ from ..errors import UserError
 from ..limits import Footprint
 from ..nn import batchnorm as bn
 from ..nn import conv2d as cv
-from ..nn import kinks, layers, parallel
+from ..nn import kinks, layers, parallel, winograd
 from ..nn.blocks import Block, dense_backward, dense_forward
 from ..registry import MODELS, Params
 from .base import Model, ModelParams, dense_footprint, make_init, make_loss
@@ -179,7 +179,8 @@ class CNN(Model):
 
     def _conv_forward(self, x, l, train, planes=False, defer=False):
         """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
-        as NCHW channel planes (conv2d_planes_forward), else an NHWC map. defer: a max-pool
+        as NCHW channel planes (conv2d_planes_forward), else an NHWC map, convolved through
+        im2col or, where winograd.pays, by Winograd's F(2x2, 3x3). defer: a max-pool
         follows and the activation is ReLU: the bias or BN's shift and the ReLU (and BN's
         scale when every scale is positive) are left to the pool, which commutes with them
         (over a window, max(a s + b, 0) = max(max(a) s + b, 0) for s > 0) and applies them
@@ -197,15 +198,23 @@ class CNN(Model):
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
         z2, cuts = z.reshape(-1, F), parallel.parts(n)
         rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
+        method = ("planes" if planes else "winograd" if winograd.pays((n, H, Wd, C), W.shape)
+                  else "im2col")
         if planes:  # each part has its own columns: n is not their outer axis
             xp = self._buffer(key, "xp", (n, C, H + 2 * PAD, Wd + 2 * PAD), x.dtype, zero=True)
             cols = [self._buffer(key, f"cols{i}", (C, KERNEL, KERNEL, c.stop - c.start, Ho, Wo),
                                  x.dtype) for i, c in enumerate(cuts)]
-            W_rows = None
+            W_mat = None
         else:
             xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
+        if method == "im2col":
             cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
-            W_rows = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
+            W_mat = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
+        elif method == "winograd":  # cols: the transformed input tiles V, kept for dW
+            cols = self._buffer(key, "V", winograd.tile_shape(x.shape, C), x.dtype)
+            t_rows = self._buffer(key, "t_rows", winograd.rows_shape(x.shape), x.dtype)
+            W_mat = self._buffer(key, "U", (F, 16, C), W.dtype)
+            _by_filters(lambda f: winograd.filter_transform(W[f], W_mat[f]), F)
         relu = p.activation == "relu"
         fused_relu = relu and not batchnorm and not defer  # else BN, the pool or the layer
 
@@ -221,10 +230,16 @@ class CNN(Model):
                     stats.append(bn.block_stats(block))
             else:
                 then = None
-            if planes:
+            if method == "planes":
                 cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c], then)
+            elif method == "im2col":
+                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_mat, then)
             else:
-                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_rows, then)
+                winograd.winograd_forward(x[c], W, b, W_mat, xp[c], cols[:, :, c],
+                                          t_rows[:, c], z[c], self._blocks(i))
+                part = z[c].reshape(-1, F)
+                for r in cv.row_blocks(part.shape) if then is not None else []:
+                    then(part[r])
             return stats
 
         stats = parallel.map_parts(conv, range(len(cuts)))
@@ -241,41 +256,48 @@ class CNN(Model):
             kinks.note_sign("relu", z)  # z > 0 exactly where the ReLU's input is
         if not relu:
             h, c_act = layers.activation_forward(h, p.activation, p.leaky_slope)
-        return h, (x.shape, cuts, rows, cols, W_rows, c_bn, c_act,
-                   z if fused_relu else None, planes), deferred
+        return h, (x.shape, cuts, rows, cols, W_mat, c_bn, c_act,
+                   z if fused_relu else None, method), deferred
 
     def _conv_backward(self, dout, cache, l, grads, relu_done=False, pooled=None):
         """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
         relu_done: the pool after this layer already zeroed dout where the ReLU cut.
         pooled: what the pool after this layer's BN gives for its sums (_pool_backward)."""
-        x_shape, cuts, rows, cols, W_rows, c_bn, c_act, relu_out, planes = cache
+        x_shape, cuts, rows, cols, W_mat, c_bn, c_act, relu_out, method = cache
         W, key = self.params[f"F{l}"], f"conv{l}"
         n, Ho, Wo, F = dout.shape
         if c_act is not None:
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
-        assert not (planes and input_grad)
-        dx = dpad = W_flip = None
-        if input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
-            dx = self._buffer(key, "dx", x_shape, dout.dtype)
+        assert not (method == "planes" and input_grad)
+        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
+        dpad = W_flip = dM = None
+        if method == "winograd":  # the tiles' gradient, for dx per part and dW over all
+            dM = self._buffer(key, "dM", winograd.tile_shape(x_shape, F), dout.dtype)
+        elif input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
             dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
             flip = self._buffer(key, "W_flip", (KERNEL * KERNEL, F, x_shape[3]), W.dtype)
-            _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_rows[f], flip[:, f]), F)
+            _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_mat[f], flip[:, f]), F)
             W_flip = flip.reshape(-1, x_shape[3])
 
         # Large filter banks (UvA's deep layers) take dW over the whole batch, each half of
         # the filters on its thread: partial dWs per part would each be the size of W, to
         # write and add. Small ones take each part's dW while its rows are fresh.
-        whole = not planes and W.size >= WHOLE_BATCH_DW
+        whole = method == "winograd" or (method == "im2col" and W.size >= WHOLE_BATCH_DW)
 
         def back(i, g):
             """Part i's dx slice and db from its dz rows g, and its partial dW (as filter
             rows, or their transpose for planes) unless dW is taken over the whole batch."""
             c, g4 = cuts[i], g.reshape(-1, Ho, Wo, F)
-            dW = (None if whole else cv.planes_filter_grad(g, cols[i]) if planes
+            dW = (None if whole else cv.planes_filter_grad(g, cols[i]) if method == "planes"
                   else cv.filter_rows_grad(g, cols[c]))
-            if input_grad:
+            if method == "winograd":
+                winograd.output_gradient(g4, dM[:, :, c], self._blocks(i))
+                if input_grad:
+                    winograd.input_gradient(dM[:, :, c], W_mat, dx[c].shape, dx[c],
+                                            self._blocks(i))
+            elif input_grad:
                 cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
                                           self._blocks(i), W_flip)
             return dW, bn.channel_sums(g) if c_bn is None else None
@@ -293,23 +315,32 @@ class CNN(Model):
             parts = parallel.map_parts(relu_back, range(len(cuts)))
             grads[f"b{l}"] = parallel.total([db for _, db in parts])
         dW = grads[f"F{l}"] = np.empty_like(W)  # laid out as W is
-        if planes:
+        if method == "planes":
             dW[...] = parallel.total([p for p, _ in parts]).T.reshape(W.shape)
-            return dx
-        if not whole:
+        elif method == "winograd":
+            dU = self._buffer(key, "dU", W_mat.shape, W.dtype)
+            _by_filters(lambda f: winograd.filter_gradient(
+                winograd.filter_products(dM[..., f], cols, dU[f]), dW[f]), F)
+        elif not whole:
             _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape,
                                                      dW[f]), F)
-            return dx
+        else:
+            self._whole_batch_filter_grad(d2, cols, dW)
+        return dx
+
+    def _whole_batch_filter_grad(self, d2, cols, dW):
+        """dW from every row of dz (d2) and of the im2col matrix, each half of the filters on
+        its thread; the product lands in dW's own memory when dW holds C innermost."""
+        F = dW.shape[0]
         dW_rows, cols2 = _rows_view(dW), cols.reshape(d2.shape[0], -1)
 
         def filter_grad(f):
-            if dW_rows is not None:  # the product lands in dW's own memory
+            if dW_rows is not None:
                 cv.filter_rows_grad(d2[:, f], cols2, out=dW_rows[f])
             else:
-                cv.filter_gradient(cv.filter_rows_grad(d2[:, f], cols2), W[f].shape, dW[f])
+                cv.filter_gradient(cv.filter_rows_grad(d2[:, f], cols2), dW[f].shape, dW[f])
 
         _by_filters(filter_grad, F)
-        return dx
 
     # ------------------------------------------------------------------ pooling block
     def _pool_forward(self, x, i, relu=False, deferred=None):

@@ -213,13 +213,18 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     return out, (x.shape, cols, W, b is not None, stride, pad)
 
 
+def row_blocks(shape):
+    """Slices of the rows of an array of `shape` (rows, columns) in blocks of about
+    THEN_BLOCK entries."""
+    step = max(1, THEN_BLOCK // shape[1])
+    return [slice(s, min(s + step, shape[0])) for s in range(0, shape[0], step)]
+
+
 def product_in_blocks(a, b, bias, out, then=None):
-    """out = a @ b (+ bias). With `then`, in blocks of rows of about 1 MB of out, and
-    then(block) runs on each block right after its product, while it is in cache (the
-    activation, or batch-norm statistics): one pass over out saved."""
-    step = out.shape[0] if then is None else max(1, THEN_BLOCK // out.shape[1])
-    for s in range(0, out.shape[0], step):
-        rows = slice(s, min(s + step, out.shape[0]))
+    """out = a @ b (+ bias). With `then`, in blocks of rows of about 4 MB of out
+    (row_blocks), and then(block) runs on each block right after its product, while it is
+    in cache (the activation, or batch-norm statistics): one pass over out saved."""
+    for rows in ([slice(None)] if then is None else row_blocks(out.shape)):
         np.matmul(a[rows], b, out=out[rows])
         if bias is not None:
             out[rows] += bias
@@ -260,15 +265,16 @@ def planes_filter_grad(dout_rows, cols):
     return np.dot(cols.reshape(-1, dout_rows.shape[0]), dout_rows)
 
 
-def block(work, shape, dtype):
-    """A `shape` view of work["block"], a flat array grown as needed and kept in the dict
-    (one dict per thread: every layer's blocks reuse it); a new array when work is None."""
+def block(work, shape, dtype, name="block"):
+    """A `shape` view of work[name], a flat array grown as needed and kept in the dict
+    (one dict per thread: every layer's blocks reuse it, so what it holds lasts until the
+    next call with the same name); a new array when work is None."""
     size = math.prod(shape)
     if work is None:
         return np.empty(shape, dtype)
-    flat = work.get("block")
+    flat = work.get(name)
     if flat is None or flat.size < size or flat.dtype != dtype:
-        flat = work["block"] = np.empty(size, dtype)
+        flat = work[name] = np.empty(size, dtype)
     return flat[:size].reshape(shape)
 
 
