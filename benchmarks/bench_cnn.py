@@ -12,8 +12,10 @@ threads, the median over rounds of the ratio within a round (drift slower than a
 cancels out; below 1: dl2424 is faster); "quartiles" are its lower and upper quartile over
 the rounds, which say how far to trust it. GFLOP/s counts the products only (convolutions
 forward, dW and dx except for the first layer, and the fc layers: BN, pooling and
-activations count as zero work); "of peak" relates it to 2048^3 float32 matmuls measured
-here, as many at once as there are threads.
+activations count as zero work), each convolution as the direct product it is (PyTorch's
+count); the layers dl2424 runs by Winograd's algorithm (the UvA network's conv 3-6) do 2.25x
+fewer multiplications, so there the figure is an equivalent rate. "of peak" relates it to
+2048^3 float32 matmuls measured here, as many at once as there are threads.
 
 On a busy machine `--clock cpu --threads 1` is the steadier comparison (this process's CPU
 time; at 2 threads CPU time adds up both threads and says nothing about the wall time).
@@ -91,7 +93,8 @@ def build(keys, n):
 
 
 def matmul_flops(model, n):
-    """FLOPs of the update's products: forward, dW, and dx except for the first layer."""
+    """FLOPs of the update's products as direct convolutions: forward, dW, and dx except
+    for the first layer."""
     c, h, w = model.image_shape
     k, s, pad = model.pool
     total, first = 0, True

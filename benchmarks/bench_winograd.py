@@ -67,14 +67,13 @@ def winograd_step(x, W, dout):
     n, H, Wd, C = x.shape
     F = W.shape[0]
     xp = np.zeros((n, H + 2, Wd + 2, C), x.dtype)
-    V, rows = np.empty(wg.tile_shape(x.shape, C), x.dtype), np.empty(wg.rows_shape(x.shape),
-                                                                        x.dtype)
+    V = np.empty(wg.tile_shape(x.shape, C), x.dtype)
     dM = np.empty(wg.tile_shape(x.shape, F), x.dtype)
     U, dU = np.empty((F, 16, C), x.dtype), np.empty((F, 16, C), x.dtype)
     out, dx, dW, work = np.empty_like(dout), np.empty_like(x), np.empty_like(W), {}
 
     def step():
-        wg.winograd_forward(x, W, None, wg.filter_transform(W, U), xp, V, rows, out, work)
+        wg.winograd_forward(x, W, None, wg.filter_transform(W, U), xp, V, out, work)
         wg.output_gradient(dout, dM, work)
         wg.filter_gradient(wg.filter_products(dM, V, dU), dW)
         wg.input_gradient(dM, U, x.shape, dx, work)

@@ -377,3 +377,23 @@ def test_whole_model_gradients_through_winograd(keys, winograd_everywhere):
     assert "winograd" in _conv_methods(model, X)
     errors = _check_all_params(model, X, y)
     assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("keys", WINOGRAD_KEYS[:2])
+def test_winograd_layers_reuse_buffers_and_fold_batchnorm(keys, winograd_everywhere):
+    """Through Winograd layers too: buffers shared by batches of other sizes leave no trace,
+    and scores() (BN folded into the filters, their transform made once for all chunks)
+    equals forward(train=False)."""
+    X, y = _data(_build(keys), 9)
+    used = _build(keys)
+    chunked = used.scores(X[:7], batch_size=3)
+    _, _, g9 = used.loss(X, y, train=True)
+    _, _, g5 = used.loss(X[:5], y[:5], train=True)
+    np.testing.assert_array_equal(chunked, _build(keys).scores(X[:7], batch_size=3))
+    for batch, grads in ((slice(0, 5), g5), (slice(0, 9), g9)):
+        _, _, expected = _build(keys).loss(X[batch], y[batch], train=True)
+        for k in expected:
+            np.testing.assert_array_equal(grads[k], expected[k])
+    direct, _ = used.forward(X, train=False)
+    np.testing.assert_allclose(used.scores(X, batch_size=4), direct, rtol=1e-12,
+                               atol=1e-12 * np.abs(direct).max())

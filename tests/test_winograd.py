@@ -85,8 +85,7 @@ def test_buffers_and_work_arrays_reused_give_the_same_results():
         U = np.empty((W.shape[0], 16, W.shape[1]))
         xp = np.zeros((x.shape[0], x.shape[1] + 2, x.shape[2] + 2, x.shape[3]))
         V = np.empty(wg.tile_shape(x.shape, x.shape[3]))
-        rows = np.empty(wg.rows_shape(x.shape))
-        out, cache = wg.winograd_forward(x, W, b, wg.filter_transform(W, U), xp, V, rows,
+        out, cache = wg.winograd_forward(x, W, b, wg.filter_transform(W, U), xp, V,
                                          work=work)
         dout = np.random.default_rng(8).standard_normal(out.shape)
         dM = wg.output_gradient(dout, np.empty(wg.tile_shape(x.shape, W.shape[0])), work)
@@ -114,3 +113,15 @@ def test_pays_only_for_wide_layers_on_even_maps_of_4_or_more():
     assert not wg.pays((32, 8, 8, 256), (64, 256, 3, 3))  # too few filters
     assert not wg.pays((32, 7, 8, 256), (256, 256, 3, 3))  # odd height
     assert not wg.pays((32, 8, 8, 256), (256, 256, 5, 5))
+
+
+def test_filter_gradient_block_by_block_equals_the_whole(monkeypatch):
+    """dW a few filters at a time (dU kept small) is the dW of all filters at once."""
+    x, W, b = _inputs((2, 4, 4, 3, 5), 10)
+    _, (_, _, V, _) = wg.winograd_forward(x, W, b)
+    dout = np.random.default_rng(11).standard_normal((2, 4, 4, 5))
+    dM = wg.output_gradient(dout, np.empty(wg.tile_shape(x.shape, 5)))
+    whole = wg.filter_gradient(wg.filter_products(dM, V))
+    monkeypatch.setattr(wg, "DU_BLOCK", 2 * 16 * 3)  # two filters per block: 2, 2, then 1
+    np.testing.assert_allclose(wg.filter_gradient_from_tiles(dM, V, work={}), whole,
+                               rtol=1e-13, atol=1e-13)

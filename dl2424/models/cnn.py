@@ -9,6 +9,11 @@ acts on the input of every fully connected layer during training.
 The UvA network is layers [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
 batchnorm true, pool 3x3 stride 2 padding 1, hidden [] (32 -> 16 -> 8 -> 4 -> 2 -> 1).
 
+Each conv is one of three computations of the same function: the first layer through
+im2col from the images' channel planes; layers with at least 128 channels and filters on
+maps of 4x4 or more (UvA's conv 3-6) by Winograd's F(2x2, 3x3) (`winograd.pays`); the
+others through im2col of the NHWC map.
+
 Params: conv l has filters F<l> (c_out, c_in, 3, 3) (held with c_in innermost in memory, so
 that the products need no layout copies) and bias b<l> (c_out,) (no bias with batch
 norm: BN's beta takes its place), BN scale and shift gamma<l>, beta<l>; fc layer j has W<j>
@@ -116,6 +121,7 @@ class CNN(Model):
         self.pool = (p.pool.kernel, p.pool.stride, p.pool.padding)
         init = make_init(p)
         self.blocks: list[tuple[str, int]] = []  # ("conv", l) or ("pool", i)
+        self.conv_method: dict[int, str] = {}  # conv l: "planes", "im2col" or "winograd"
         c, h, w = self.image_shape
         widest = 1  # largest im2col matrix per example, to size evaluation chunks
         for item in p.layers:
@@ -129,6 +135,10 @@ class CNN(Model):
             # C innermost in memory (cv.channels_last_filters): no layout copies per update
             self.params[f"F{l}"] = cv.channels_last_filters(
                 init(c * KERNEL * KERNEL, (item, c, KERNEL, KERNEL), rng, dtype))
+            # the first block reads the images' channel planes; see the module docstring
+            self.conv_method[l] = ("planes" if len(self.blocks) == 1 else "winograd"
+                                   if winograd.pays((1, h, w, c), self.params[f"F{l}"].shape)
+                                   else "im2col")
             self.decay.append(f"F{l}")
             if p.batchnorm:
                 self.params[f"gamma{l}"] = np.ones(item, dtype=dtype)
@@ -154,8 +164,9 @@ class CNN(Model):
         # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
         # update of the same batch size: a forward's cache is valid until the next forward.
         self.work: dict[str, dict[str, np.ndarray]] = {}
-        # Inside scores(): {conv l: (filters, shift)} with BN folded in; else None
-        self._scoring: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        # Inside scores(): {conv l: (filters, bias or shift, Winograd's U or None)}, with BN
+        # folded in; else None
+        self._scoring: dict[int, tuple] | None = None
 
     def _pooled(self, h, w):
         k, s, pad = self.pool
@@ -173,33 +184,39 @@ class CNN(Model):
     def _buffer(self, layer, name, shape, dtype, zero=False):
         return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
 
+    def _winograd_filters(self, key, W):
+        """Winograd's transformed filters U of W, in layer `key`'s buffer, made by halves
+        of the filters on the threads."""
+        U = self._buffer(key, "U", (W.shape[0], 16, W.shape[1]), W.dtype)
+        _by_filters(lambda f: winograd.filter_transform(W[f], U[f]), W.shape[0])
+        return U
+
     def _blocks(self, i):
         """Part i's im2col block buffer, shared by all layers (cv.block)."""
         return self.work.setdefault(f"part{i}", {})
 
-    def _conv_forward(self, x, l, train, planes=False, defer=False):
-        """conv -> [batch norm] -> activation for conv layer l. planes: x is the input images
-        as NCHW channel planes (conv2d_planes_forward), else an NHWC map, convolved through
-        im2col or, where winograd.pays, by Winograd's F(2x2, 3x3). defer: a max-pool
-        follows and the activation is ReLU: the bias or BN's shift and the ReLU (and BN's
-        scale when every scale is positive) are left to the pool, which commutes with them
+    def _conv_forward(self, x, l, train, defer=False):
+        """conv -> [batch norm] -> activation for conv layer l, computed as conv_method[l]
+        says: x is the input images as NCHW channel planes (conv2d_planes_forward) for
+        "planes", else an NHWC map. defer: a max-pool follows and the activation is ReLU:
+        the bias or BN's shift and the ReLU (and BN's scale when every scale is positive)
+        are left to the pool, which commutes with them
         (over a window, max(a s + b, 0) = max(max(a) s + b, 0) for s > 0) and applies them
         to its 4x smaller output.
         Returns (h, cache, deferred): the (scale or None, shift) the pool applies, or None."""
-        P, p, key = self.params, self.p, f"conv{l}"
-        W, b = P[f"F{l}"], P.get(f"b{l}")
+        P, p, key, method = self.params, self.p, f"conv{l}", self.conv_method[l]
+        W, b, U = P[f"F{l}"], P.get(f"b{l}"), None
         batchnorm, deferred = p.batchnorm, None
-        if batchnorm and not train and self._scoring is not None:  # BN is in W and b
-            (W, b), batchnorm = self._scoring[l], False
+        if not train and self._scoring is not None:  # BN is in W and b; U made once
+            (W, b, U), batchnorm = self._scoring[l], False
         if defer and not batchnorm:  # the pool adds the bias (a per-channel shift too)
             deferred, b = (None, b), None
+        planes = method == "planes"
         n, H, Wd, C = (x.shape[0], *x.shape[2:], x.shape[1]) if planes else x.shape
         n, Ho, Wo, F = cv.conv_out_shape((n, H, Wd, C), W.shape, 1, PAD)
         z = self._buffer(key, "z", (n, Ho, Wo, F), x.dtype)
         z2, cuts = z.reshape(-1, F), parallel.parts(n)
         rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
-        method = ("planes" if planes else "winograd" if winograd.pays((n, H, Wd, C), W.shape)
-                  else "im2col")
         if planes:  # each part has its own columns: n is not their outer axis
             xp = self._buffer(key, "xp", (n, C, H + 2 * PAD, Wd + 2 * PAD), x.dtype, zero=True)
             cols = [self._buffer(key, f"cols{i}", (C, KERNEL, KERNEL, c.stop - c.start, Ho, Wo),
@@ -212,9 +229,7 @@ class CNN(Model):
             W_mat = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
         elif method == "winograd":  # cols: the transformed input tiles V, kept for dW
             cols = self._buffer(key, "V", winograd.tile_shape(x.shape, C), x.dtype)
-            t_rows = self._buffer(key, "t_rows", winograd.rows_shape(x.shape), x.dtype)
-            W_mat = self._buffer(key, "U", (F, 16, C), W.dtype)
-            _by_filters(lambda f: winograd.filter_transform(W[f], W_mat[f]), F)
+            W_mat = self._winograd_filters(key, W) if U is None else U
         relu = p.activation == "relu"
         fused_relu = relu and not batchnorm and not defer  # else BN, the pool or the layer
 
@@ -236,7 +251,7 @@ class CNN(Model):
                 cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_mat, then)
             else:
                 winograd.winograd_forward(x[c], W, b, W_mat, xp[c], cols[:, :, c],
-                                          t_rows[:, c], z[c], self._blocks(i))
+                                          out=z[c], work=self._blocks(i))
                 part = z[c].reshape(-1, F)
                 for r in cv.row_blocks(part.shape) if then is not None else []:
                     then(part[r])
@@ -274,7 +289,7 @@ class CNN(Model):
         dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
         dpad = W_flip = dM = None
         if method == "winograd":  # the tiles' gradient, for dx per part and dW over all
-            dM = self._buffer(key, "dM", winograd.tile_shape(x_shape, F), dout.dtype)
+            dM = self._buffer("winograd", "dM", winograd.tile_shape(x_shape, F), dout.dtype)
         elif input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
             dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
             flip = self._buffer(key, "W_flip", (KERNEL * KERNEL, F, x_shape[3]), W.dtype)
@@ -317,10 +332,10 @@ class CNN(Model):
         dW = grads[f"F{l}"] = np.empty_like(W)  # laid out as W is
         if method == "planes":
             dW[...] = parallel.total([p for p, _ in parts]).T.reshape(W.shape)
-        elif method == "winograd":
-            dU = self._buffer(key, "dU", W_mat.shape, W.dtype)
-            _by_filters(lambda f: winograd.filter_gradient(
-                winograd.filter_products(dM[..., f], cols, dU[f]), dW[f]), F)
+        elif method == "winograd":  # each half of the filters on its thread
+            halves = parallel.parts(F)
+            parallel.map_parts(lambda i: winograd.filter_gradient_from_tiles(
+                dM[..., halves[i]], cols, dW[halves[i]], self._blocks(i)), range(len(halves)))
         elif not whole:
             _by_filters(lambda f: cv.filter_gradient([p[f] for p, _ in parts], W[f].shape,
                                                      dW[f]), F)
@@ -418,8 +433,7 @@ class CNN(Model):
                 defer, deferred = False, None
             else:  # the first conv reads the images' channel planes
                 defer = relu and b + 1 < len(self.blocks) and self.blocks[b + 1][0] == "pool"
-                h, c, deferred = self._conv_forward(x if b == 0 else h, l, train, b == 0,
-                                                    defer)
+                h, c, deferred = self._conv_forward(x if b == 0 else h, l, train, defer)
             caches.append(c)
         # the fc layers read the features in C, H, W order (as a flat NCHW map)
         h, c_flat = cv.flatten_forward(np.ascontiguousarray(h.transpose(0, 3, 1, 2)))
@@ -456,25 +470,28 @@ class CNN(Model):
         pass normalises the maps, and the pools take no winner masks. forward with
         train=False (whose gradients the gradient check takes) normalises the maps: the
         same scores up to rounding."""
-        self._scoring = self._fold_batchnorm()
+        self._scoring = self._scoring_filters()
         try:
             return super().scores(X, batch_size or self.eval_batch)
         finally:
             self._scoring = None
 
-    def _fold_batchnorm(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """{conv l: (filters scaled per output channel, shift)} from the moving averages."""
-        if not self.p.batchnorm:
-            return {}
-        P, folded = self.params, {}
-        for kind, l in self.blocks:
-            if kind == "conv":
+    def _scoring_filters(self) -> dict[int, tuple]:
+        """{conv l: (filters, bias, U)} for evaluation: each BN folded in from the moving
+        averages (filters scaled per output channel, bias the shift), and for a Winograd
+        layer its transformed filters U, made once for all chunks (else None)."""
+        P, filters = self.params, {}
+        for l, method in self.conv_method.items():
+            W, b = P[f"F{l}"], P.get(f"b{l}")
+            if self.p.batchnorm:
                 state = bn.layer_state(self.state, f"bn{l}")
-                _, scale, shift = bn.affine(P[f"gamma{l}"], P[f"beta{l}"], state["mean"],
-                                            state["var"], self.p.bn_eps)
+                _, scale, b = bn.affine(P[f"gamma{l}"], P[f"beta{l}"], state["mean"],
+                                        state["var"], self.p.bn_eps)
                 # the product keeps F<l>'s memory layout (C innermost): filter_rows is a view
-                folded[l] = (P[f"F{l}"] * scale[:, None, None, None], shift)
-        return folded
+                W = W * scale[:, None, None, None]
+            U = self._winograd_filters(f"conv{l}", W) if method == "winograd" else None
+            filters[l] = (W, b, U)
+        return filters
 
 
 @MODELS.register("cnn", CNNParams)

@@ -15,6 +15,9 @@ there every pixel's channels are contiguous, so
 - the 2x2 stride-2 max-pool is a max of the two halves of a reshape along W, then along H,
   with the winner masks from the same comparisons; its backward writes each half in place.
 
+The image ConvNet runs its 3x3 convolutions with many channels (the UvA network's deep
+layers) by Winograd's algorithm instead (`dl2424.nn.winograd`), where that measures faster.
+
 Output sizes follow the floor rule H' = (H + 2 pad - kh) // stride + 1. Ties in max-pool go
 to the first element of the window in row-major order, so each window routes its gradient
 to exactly one input. Functions that take `out=`/buffer arguments write there and allocate

@@ -48,6 +48,9 @@ GG = np.kron(G, G)
 MIN_CHANNELS = 128
 MIN_SIDE = 4
 
+# Entries of dU per block of filters in filter_gradient_from_tiles (2 MB in float32).
+DU_BLOCK = 2**19
+
 
 def pays(x_shape, W_shape):
     """Whether winograd_forward is the faster way to run this convolution: a 3x3 kernel on
@@ -197,6 +200,21 @@ def filter_products(dM, V, out=None):
     return out
 
 
+def filter_gradient_from_tiles(dM, V, out=None, work=None):
+    """dW (F, C, 3, 3) (C innermost in memory; `out`: optional buffer) from dM
+    (4, 4, ..., F) and V (4, 4, ..., C): filter_products, then filter_gradient, a block of
+    filters at a time, so that dU (16 C entries per filter) stays small. work: see
+    conv2d.block."""
+    F, C = dM.shape[-1], V.shape[-1]
+    out = np.empty((F, 3, 3, C), V.dtype).transpose(0, 3, 1, 2) if out is None else out
+    step = max(1, DU_BLOCK // (16 * C))
+    for s in range(0, F, step):
+        f = slice(s, min(s + step, F))
+        dU = block(work, (f.stop - s, 16, C), V.dtype, "dU")
+        filter_gradient(filter_products(dM[..., f], V, dU), out[f])
+    return out
+
+
 def tile_shape(x_shape, channels):
     """The shape of V (channels C) or M (channels F) for an NHWC input of x_shape."""
     n, H, W, _ = x_shape
@@ -209,12 +227,12 @@ def rows_shape(x_shape):
     return (4, n, H // 2, W + 2, C)
 
 
-def winograd_forward(x, W, b=None, U=None, xp=None, V=None, rows=None, out=None, work=None):
+def winograd_forward(x, W, b=None, U=None, xp=None, V=None, out=None, work=None):
     """The 3x3, stride 1, padding 1 convolution of x (n, H, W, C) (H, W even) with W
-    (F, C, 3, 3) plus b (F,) or None. U: filter_transform(W) if already made; the other
-    arguments are optional buffers (xp with a zero border, V and rows shaped as tile_shape
-    and rows_shape say); work: see conv2d.block. Returns (out, cache); V is kept in the
-    cache, until the next call with the same buffers."""
+    (F, C, 3, 3) plus b (F,) or None. U: filter_transform(W) if already made; xp, V, out:
+    optional buffers (xp with a zero border, V shaped as tile_shape says); work: see
+    conv2d.block. Returns (out, cache); V is kept in the cache, until the next call with the
+    same buffers."""
     n, H, Wd, C = x.shape
     F = W.shape[0]
     U = filter_transform(W) if U is None else U
@@ -222,7 +240,7 @@ def winograd_forward(x, W, b=None, U=None, xp=None, V=None, rows=None, out=None,
         xp = np.zeros((n, H + 2, Wd + 2, C), x.dtype)
     xp[:, 1 : H + 1, 1 : Wd + 1] = x
     V = np.empty(tile_shape(x.shape, C), x.dtype) if V is None else V
-    rows = np.empty(rows_shape(x.shape), x.dtype) if rows is None else rows
+    rows = block(work, rows_shape(x.shape), x.dtype, "rows")
     M = block(work, tile_shape(x.shape, F), x.dtype, "M")
     out = np.empty((n, H, Wd, F), x.dtype) if out is None else out
     output_transform(products(input_transform(xp, V, rows), U, M), out, work)
@@ -251,7 +269,7 @@ def winograd_backward(dout, cache, input_grad=True):
     """Gradients of winograd_forward: (dx, or None without input_grad, dW, db or None)."""
     x_shape, U, V, has_bias = cache
     dM = output_gradient(dout, np.empty(tile_shape(x_shape, U.shape[0]), dout.dtype))
-    dW = filter_gradient(filter_products(dM, V))
+    dW = filter_gradient_from_tiles(dM, V)
     db = dout.reshape(-1, U.shape[0]).sum(axis=0) if has_bias else None
     dx = input_gradient(dM, U, x_shape) if input_grad else None
     return dx, dW, db
