@@ -86,8 +86,8 @@ def combine(mat, parts, outs):
 
 
 def _even_odd(x, axis, n_tiles, width):
-    """The `width` overlapping views of x along `axis` (1 = H, 2 = W) that start at the
-    tiles' offsets 2t + i, i < width, t < n_tiles."""
+    """The `width` overlapping views of x along `axis` that start at the tiles' offsets
+    2t + i, i < width, t < n_tiles."""
     views = []
     for i in range(width):
         idx = [slice(None)] * x.ndim
@@ -127,9 +127,8 @@ def input_transform(xp, V, rows):
     V: (4, 4, n, H/2, W/2, C); rows: (4, n, H/2, W + 2, C) work buffer (B^T d, every
     column)."""
     th, tw = V.shape[3:5]
-    combine(BT, _even_odd(xp, 1, th, 4), list(rows))
-    for k in range(4):
-        combine(BT, _even_odd(rows[k], 2, tw, 4), list(V[k]))
+    combine(BT, _even_odd(xp, 1, th, 4), list(rows))  # rows[k]: (n, th, W + 2, C)
+    combine(BT, _even_odd(rows, 3, tw, 4), [V[:, l] for l in range(4)])  # every k at once
     return V
 
 
@@ -137,8 +136,7 @@ def input_transform_adjoint(dV, drows, dxp, work=None):
     """The adjoint of input_transform: B dV B^T of each tile, added onto the padded input
     (tiles overlap by 2 rows and 2 columns). drows, dxp: like rows and xp, overwritten;
     work: see conv2d.block."""
-    for k in range(4):
-        _combine_overlapping(BT.T, list(dV[k]), drows[k], 2, work)
+    _combine_overlapping(BT.T, [dV[:, l] for l in range(4)], drows, 3, work)  # every k
     return _combine_overlapping(BT.T, list(drows), dxp, 1, work)
 
 
@@ -161,25 +159,26 @@ def _combine_overlapping(mat, parts, out, axis, work):
 
 def output_transform(M, out, work=None):
     """out (n, H, W, F) = A^T M A for every tile; M (4, 4, n, H/2, W/2, F)."""
-    n, H, W, F = out.shape
-    tiles = out.reshape(n, H // 2, 2, W // 2, 2, F)
     half = block(work, (2, *M.shape[1:]), M.dtype, "half")  # (p, l, ...)
     combine(AT, list(M), list(half))
-    for p in range(2):
-        combine(AT, list(half[p]), [tiles[:, :, p, :, q] for q in range(2)])
+    combine(AT, [half[:, l] for l in range(4)], _output_tiles(out))  # every p at once
     return out
+
+
+def _output_tiles(out):
+    """The entries q = 0, 1 of every 2x2 tile of out (n, H, W, F), as two views
+    (p, n, H/2, W/2, F)."""
+    n, H, W, F = out.shape
+    tiles = out.reshape(n, H // 2, 2, W // 2, 2, F)
+    return [tiles[:, :, :, :, q].transpose(2, 0, 1, 3, 4) for q in range(2)]
 
 
 def output_gradient(dout, dM, work=None):
     """The adjoint of output_transform: dM = A dY A^T for every 2x2 tile dY of dout
     (n, H, W, F); dM (4, 4, n, H/2, W/2, F)."""
-    n, H, W, F = dout.shape
-    tiles = dout.reshape(n, H // 2, 2, W // 2, 2, F)
     half = block(work, (4, 2, *dM.shape[2:]), dM.dtype, "half")  # (l, p, ...)
-    for p in range(2):
-        combine(AT.T, [tiles[:, :, p, :, q] for q in range(2)], list(half[:, p]))
-    for l in range(4):
-        combine(AT.T, list(half[l]), list(dM[:, l]))
+    combine(AT.T, _output_tiles(dout), list(half))  # every p at once
+    combine(AT.T, [half[:, p] for p in range(2)], list(dM))  # every l at once
     return dM
 
 
