@@ -30,6 +30,20 @@ def _data(model, n, seed=1):
     return X, rng.integers(0, 3, n)
 
 
+def _conv_methods(model, X):
+    """How each conv layer of model computed its forward pass on X: "planes" (the images),
+    "im2col" or "winograd"."""
+    caches = model.forward(X, train=True)[1][0]
+    return [c[-1] for (kind, _), c in zip(model.blocks, caches, strict=True) if kind == "conv"]
+
+
+def _winograd_everywhere(monkeypatch):
+    """Winograd for every conv it can take (3x3 on even maps; the images' conv excepted),
+    however few its channels, in the models built from now on."""
+    monkeypatch.setattr(wg, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(wg, "MIN_SIDE", 2)
+
+
 def _check_all_params(model, X, y):
     """Max relative error over every param of the cost J = loss + L2 penalty (train mode,
     batch statistics, the same dropout mask for every evaluation).
@@ -188,11 +202,16 @@ def test_batchnorm_state_train_versus_eval():
     {"layers": [4, "M", 5, "M"]},
 ])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
-def test_scores_fold_batchnorm_into_the_filters(keys, dtype, rtol):
-    """scores() folds each BN layer into its conv (filters W scale, bias shift) and pools
-    without winner masks; forward(train=False) normalises the maps: equal up to rounding,
-    after updates have moved the moving averages and the BN parameters away from (0, 1)."""
+@pytest.mark.parametrize("winograd", [False, True])
+def test_scores_fold_batchnorm_into_the_filters(keys, dtype, rtol, winograd, monkeypatch):
+    """scores() folds each BN layer into its conv (filters W scale, bias shift; through
+    Winograd layers, their transform made once for all chunks) and pools without winner
+    masks; forward(train=False) normalises the maps: equal up to rounding, after updates
+    have moved the moving averages and the BN parameters away from (0, 1)."""
+    if winograd:
+        _winograd_everywhere(monkeypatch)
     model = _build(keys, dtype=dtype)
+    assert ("winograd" in model.conv_method.values()) == winograd
     X, y = _data(model, 9)
     X = X.astype(dtype)
     for _ in range(3):
@@ -263,11 +282,16 @@ def test_configuration_errors():
     {"layers": [4, "M", 5, "M"], "batchnorm": True},
     {"layers": [4, 5, "M"], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
 ])
-def test_work_buffers_shared_by_batches_of_other_sizes_leave_no_trace(keys):
+@pytest.mark.parametrize("winograd", [False, True])
+def test_work_buffers_shared_by_batches_of_other_sizes_leave_no_trace(keys, winograd,
+                                                                      monkeypatch):
     """The layers' work buffers serve any batch up to the largest seen, and grow (zeroed
     again) for a larger one: scores in chunks of 3, 3 and 1 examples, then updates on 9 and
     on 5 examples give what fresh models give (padding borders stay zero, nothing of an
-    earlier batch is read)."""
+    earlier batch is read). The same through Winograd layers."""
+    if winograd:
+        _winograd_everywhere(monkeypatch)
+    assert ("winograd" in _build(keys).conv_method.values()) == winograd
     X, y = _data(_build(keys), 9)
     used = _build(keys)
     chunked = used.scores(X[:7], batch_size=3)
@@ -325,21 +349,6 @@ def test_filters_keep_channels_innermost_through_checkpoints_and_adam(tmp_path):
     assert fresh_opt.state["m.F2"].strides == fresh.params["F2"].strides
 
 
-def _conv_methods(model, X):
-    """How each conv layer of model computed its forward pass on X: "planes" (the images),
-    "im2col" or "winograd"."""
-    caches = model.forward(X, train=True)[1][0]
-    return [c[-1] for (kind, _), c in zip(model.blocks, caches, strict=True) if kind == "conv"]
-
-
-@pytest.fixture
-def winograd_everywhere(monkeypatch):
-    """Winograd for every conv it can take (3x3 on even maps; the images' conv excepted),
-    however few its channels."""
-    monkeypatch.setattr(wg, "MIN_CHANNELS", 1)
-    monkeypatch.setattr(wg, "MIN_SIDE", 2)
-
-
 WINOGRAD_KEYS = [
     {"layers": [4, "M", 5, "M"], "batchnorm": True, "hidden": [6], "l2": 0.01},
     {"layers": [3, 4, "M", 5], "l2": 0.01},  # conv 3's ReLU in its own pass (no pool after)
@@ -355,8 +364,7 @@ def test_winograd_layers_give_the_im2col_layers_numbers(keys, monkeypatch):
     X, y = _data(_build(keys), 7)
     direct = _build(keys)
     expected = direct.loss(X, y, train=True)
-    monkeypatch.setattr(wg, "MIN_CHANNELS", 1)
-    monkeypatch.setattr(wg, "MIN_SIDE", 2)
+    _winograd_everywhere(monkeypatch)
     methods = _conv_methods(_build(keys), X)
     assert methods == ["planes", *["winograd"] * (len(methods) - 1)]
     model = _build(keys)
@@ -371,29 +379,11 @@ def test_winograd_layers_give_the_im2col_layers_numbers(keys, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("keys", WINOGRAD_KEYS[:2])
-def test_whole_model_gradients_through_winograd(keys, winograd_everywhere):
+def test_whole_model_gradients_through_winograd(keys, monkeypatch):
+    _winograd_everywhere(monkeypatch)
     model = _build(keys)
     X, y = _data(model, 2)
     assert "winograd" in _conv_methods(model, X)
     errors = _check_all_params(model, X, y)
     assert max(errors.values()) < 1e-6, errors
 
-
-@pytest.mark.parametrize("keys", WINOGRAD_KEYS[:2])
-def test_winograd_layers_reuse_buffers_and_fold_batchnorm(keys, winograd_everywhere):
-    """Through Winograd layers too: buffers shared by batches of other sizes leave no trace,
-    and scores() (BN folded into the filters, their transform made once for all chunks)
-    equals forward(train=False)."""
-    X, y = _data(_build(keys), 9)
-    used = _build(keys)
-    chunked = used.scores(X[:7], batch_size=3)
-    _, _, g9 = used.loss(X, y, train=True)
-    _, _, g5 = used.loss(X[:5], y[:5], train=True)
-    np.testing.assert_array_equal(chunked, _build(keys).scores(X[:7], batch_size=3))
-    for batch, grads in ((slice(0, 5), g5), (slice(0, 9), g9)):
-        _, _, expected = _build(keys).loss(X[batch], y[batch], train=True)
-        for k in expected:
-            np.testing.assert_array_equal(grads[k], expected[k])
-    direct, _ = used.forward(X, train=False)
-    np.testing.assert_allclose(used.scores(X, batch_size=4), direct, rtol=1e-12,
-                               atol=1e-12 * np.abs(direct).max())

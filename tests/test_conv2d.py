@@ -64,19 +64,25 @@ def test_conv_matches_loops(case):
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_gradients(case):
-    x, W, b, stride, pad = _conv_inputs(case, 2)
-    out, cache = cv.conv2d_forward(x, W, b, stride, pad)
+def assert_layer_gradients(forward, backward, inputs):
+    """backward(dout, cache) gives, for each of the arrays `inputs`, the gradient of
+    sum(forward(*inputs)[0] * dout) (centred differences, relative error below 1e-6)."""
+    out, cache = forward(*inputs)
     dout = np.random.default_rng(3).standard_normal(out.shape)
 
     def f():
-        return float(np.sum(cv.conv2d_forward(x, W, b, stride, pad)[0] * dout))
+        return float(np.sum(forward(*inputs)[0] * dout))
 
-    dx, dW, db = cv.conv2d_backward(dout, cache)
-    for analytic, arr in ((dx, x), (dW, W), (db, b)):
+    for analytic, arr in zip(backward(dout, cache), inputs, strict=True):
         assert analytic.shape == arr.shape
         assert max_rel_error(analytic, numerical_grad(f, arr)) < 1e-6
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_gradients(case):
+    x, W, b, stride, pad = _conv_inputs(case, 2)
+    assert_layer_gradients(lambda *a: cv.conv2d_forward(*a, stride, pad), cv.conv2d_backward,
+                           (x, W, b))
 
 
 @pytest.mark.parametrize("case", CONV_CASES)

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from dl2424.gradcheck import max_rel_error, numerical_grad
 from dl2424.nn import conv2d as cv
 from dl2424.nn import winograd as wg
 
-from .test_conv2d import conv_reference
+from .test_conv2d import assert_layer_gradients, conv_reference
 
 # (n, H, W, C, F): square and not, one tile per image (2 x 2), channels more or fewer than
 # filters
@@ -33,17 +32,7 @@ def test_forward_matches_loops(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_gradients(case):
-    x, W, b = _inputs(case, 2)
-    out, cache = wg.winograd_forward(x, W, b)
-    dout = np.random.default_rng(3).standard_normal(out.shape)
-
-    def f():
-        return float(np.sum(wg.winograd_forward(x, W, b)[0] * dout))
-
-    dx, dW, db = wg.winograd_backward(dout, cache)
-    for analytic, arr in ((dx, x), (dW, W), (db, b)):
-        assert analytic.shape == arr.shape
-        assert max_rel_error(analytic, numerical_grad(f, arr)) < 1e-6
+    assert_layer_gradients(wg.winograd_forward, wg.winograd_backward, _inputs(case, 2))
 
 
 @pytest.mark.parametrize("case", CASES)
