@@ -114,3 +114,13 @@ def test_filter_gradient_block_by_block_equals_the_whole(monkeypatch):
     monkeypatch.setattr(wg, "DU_BLOCK", 2 * 16 * 3)  # two filters per block: 2, 2, then 1
     np.testing.assert_allclose(wg.filter_gradient_from_tiles(dM, V, work={}), whole,
                                rtol=1e-13, atol=1e-13)
+
+
+def test_combine_takes_any_signs():
+    """combine is the matrix product for every pattern of 0 and +-1 in a row (one term, a
+    negative first term, no positive term), into views of one array."""
+    mat = np.array([[1, -1, 0], [-1, 0, -1], [0, 0, 1], [-1, 1, 1], [0, -1, 0]])
+    parts = np.random.default_rng(12).standard_normal((3, 4, 5))
+    outs = np.empty((5, 4, 5))
+    wg.combine(mat, list(parts), list(outs))
+    np.testing.assert_allclose(outs, np.tensordot(mat, parts, axes=1), rtol=1e-14, atol=1e-15)

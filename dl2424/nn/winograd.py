@@ -65,21 +65,16 @@ def pays(x_shape, W_shape):
 def combine(mat, parts, outs):
     """outs[k] = sum_i mat[k, i] parts[i] for a matrix of 0 and +-1, in place in outs."""
     for row, out in zip(mat, outs, strict=True):
-        terms = [(c, p) for c, p in zip(row, parts, strict=True) if c]
-        terms.sort(key=lambda t: -t[0])  # a positive term first, when there is one
-        (c0, p0), rest = terms[0], terms[1:]
-        if not rest and c0 > 0:
-            np.copyto(out, p0)
-            continue
-        if not rest:
-            np.negative(p0, out=out)
-            continue
-        (c1, p1), rest = rest[0], rest[1:]
-        if c0 > 0:
+        terms = sorted(((c, p) for c, p in zip(row, parts, strict=True) if c),
+                       key=lambda t: -t[0])  # a positive term first, when there is one
+        (c0, p0), *rest = terms
+        if rest and c0 > 0:  # out = p0 +- p1 in one pass
+            (c1, p1), *rest = rest
             (np.add if c1 > 0 else np.subtract)(p0, p1, out=out)
-        else:  # both negative
-            np.add(p0, p1, out=out)
-            np.negative(out, out=out)
+        elif c0 > 0:
+            np.copyto(out, p0)
+        else:
+            np.negative(p0, out=out)
         for c, p in rest:
             (np.add if c > 0 else np.subtract)(out, p, out=out)
     return outs
