@@ -296,9 +296,10 @@ class CNN(Model):
             _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_mat[f], flip[:, f]), F)
             W_flip = flip.reshape(-1, x_shape[3])
 
-        # Large filter banks (UvA's deep layers) take dW over the whole batch, each half of
-        # the filters on its thread: partial dWs per part would each be the size of W, to
-        # write and add. Small ones take each part's dW while its rows are fresh.
+        # Large filter banks (UvA's deep layers, and every Winograd layer) take dW over the
+        # whole batch, each half of the filters on its thread: partial dWs per part would
+        # each be the size of W, to write and add. Small ones take each part's dW while its
+        # rows are fresh.
         whole = method == "winograd" or (method == "im2col" and W.size >= WHOLE_BATCH_DW)
 
         def back(i, g):
