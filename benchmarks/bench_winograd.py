@@ -30,12 +30,14 @@ from rich.table import Table  # noqa: E402
 from dl2424.nn import conv2d as cv  # noqa: E402
 from dl2424.nn import winograd as wg  # noqa: E402
 
-# (network, n, H = W, C, F): every conv after the first of bench_cnn's networks, once each
+# (network, n, H = W, C, F): every conv after the first of bench_cnn's networks, once each,
+# then 128 channels on larger maps than the UvA network has
 LAYERS = [
     ("small", 100, 16, 16, 32), ("small", 100, 8, 32, 64),
     ("wide", 100, 16, 32, 64), ("wide", 100, 8, 64, 128),
     ("UvA", 32, 16, 64, 128), ("UvA", 32, 8, 128, 256), ("UvA", 32, 8, 256, 256),
     ("UvA", 32, 4, 256, 512), ("UvA", 32, 4, 512, 512), ("UvA", 32, 2, 512, 512),
+    ("128-ch", 32, 16, 128, 256), ("128-ch", 32, 32, 128, 128),
 ]
 
 

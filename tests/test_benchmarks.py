@@ -123,7 +123,7 @@ def test_bench_winograd_prints_every_layer_with_the_rule_that_picks_it():
     from dl2424.nn import winograd
 
     rows = _table_rows("bench_winograd.py", "--repeats", "2")
-    assert len(rows) == 10
+    assert len(rows) == 12
     for _, n, side, channels, im2col, wino, ratio, quartiles, pays in rows:
         assert _number(im2col) > 0 and _number(wino) > 0
         low, high = (float(q) for q in quartiles.split("-"))

@@ -97,6 +97,7 @@ def test_filter_gradient_into_a_buffer_of_either_layout():
 def test_pays_only_for_wide_layers_on_even_maps_of_4_or_more():
     assert wg.pays((32, 8, 8, 128), (256, 128, 3, 3))  # UvA's third conv
     assert wg.pays((32, 4, 4, 512), (512, 512, 3, 3))
+    assert wg.pays((32, 32, 32, 128), (128, 128, 3, 3))
     assert not wg.pays((32, 2, 2, 512), (512, 512, 3, 3))  # one tile per image
     assert not wg.pays((32, 16, 16, 64), (128, 64, 3, 3))  # too few channels
     assert not wg.pays((32, 8, 8, 256), (64, 256, 3, 3))  # too few filters

@@ -41,10 +41,11 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 GG = np.kron(G, G)
 
 # Where Winograd beats im2col (`benchmarks/bench_winograd.py`, layer by layer, forward and
-# backward): at least MIN_CHANNELS input channels and filters, and maps of at least
-# MIN_SIDE x MIN_SIDE. Below, the transforms (memory-bound passes over 4x the input and
-# output) and the filter transform (per update, 16 F C entries) cost more than the 2.25x
-# fewer multiplications save.
+# backward): at least MIN_CHANNELS input channels and filters (0.75-0.9x of im2col's time
+# on maps of 4x4 to 32x32), and maps of at least MIN_SIDE x MIN_SIDE. With fewer channels
+# the transforms (memory-bound passes over 4x the input and output) cost more than the
+# 2.25x fewer multiplications save; on 2x2 maps (one tile per image) the products have too
+# few rows, and the filter transform (16 F C entries per update) too few tiles to serve.
 MIN_CHANNELS = 128
 MIN_SIDE = 4
 
