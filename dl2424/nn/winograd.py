@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv2d import block
+from .conv2d import block, pad_nhwc
 
 # B^T and A^T of eq. 8 (entries 0 and +-1: the tile transforms are sums and differences),
 # and the filter transform G g G^T as one (16, 9) matrix on the flattened 3x3 filter:
@@ -231,9 +231,7 @@ def winograd_forward(x, W, b=None, U=None, xp=None, V=None, out=None, work=None)
     n, H, Wd, C = x.shape
     F = W.shape[0]
     U = filter_transform(W) if U is None else U
-    if xp is None:
-        xp = np.zeros((n, H + 2, Wd + 2, C), x.dtype)
-    xp[:, 1 : H + 1, 1 : Wd + 1] = x
+    xp = pad_nhwc(x, 1, xp)
     V = np.empty(tile_shape(x.shape, C), x.dtype) if V is None else V
     rows = block(work, rows_shape(x.shape), x.dtype, "rows")
     M = block(work, tile_shape(x.shape, F), x.dtype, "M")
