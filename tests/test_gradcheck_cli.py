@@ -105,3 +105,25 @@ def test_saved_report_shows_in_the_run_report(env):
     t = gradcheck_table(Run(run, {}, {}, {}, []))
     assert [r[0] for r in t.rows] == ["W1", "b1", "W2", "b2"]
     assert all(r[3] == 0 and r[-1] is True for r in t.rows)  # over tol, passed
+
+
+def test_a_crop_that_would_change_a_conv_method_checks_whole_images(env):
+    """Winograd's layers need maps of 4x4 or more: the default 8x8 crop would send conv3
+    (8x8 maps in the whole 32x32 images, 2x2 in the crop) through im2col instead, so the
+    check takes whole images; a 16x16 crop keeps every method and is used."""
+    model = {"type": "cnn", "layers": [128, "M", 128, "M", 128], "hidden": [],
+             "pool": {"kernel": 2, "stride": 2, "padding": 0}}
+    cfg = write_config(env / "g.yaml", {**BASE, "model": model})
+
+    def checked(*extra):
+        res = runner.invoke(app, ["gradcheck", str(cfg), "--save", str(env), *extra])
+        assert res.exit_code == 0, res.output
+        return json.loads((env / "gradcheck.json").read_text())[0]["what"]
+
+    whole = checked()
+    assert "image 3x32x32" in whole
+    assert "conv1 planes, conv2 winograd, conv3 winograd" in whole
+    assert "image 3x16x16" in checked("--crop", "16")
+    small = {**model, "layers": [8, "M", 8]}  # im2col at every size: the crop serves
+    write_config(cfg, {**BASE, "model": small})
+    assert "image 3x8x8" in checked()

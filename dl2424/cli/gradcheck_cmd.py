@@ -105,7 +105,8 @@ def gradcheck(
         help="Keep the first DIMS input dimensions of flat inputs (0 = all).")] = 20,
     crop: Annotated[int, typer.Option(
         help="Centre crop of CROP x CROP pixels for image ConvNets, or the smallest larger "
-             "one the network accepts (0 = whole images).")] = 8,
+             "one the network accepts; whole images (also with 0) when the crop would "
+             "change how a layer computes, as for Winograd's layers.")] = 8,
     at: Annotated[At, typer.Option(
         help="generic: move exact zeros and ties of the initial weights by a small seeded "
              "jitter, off the kinks; init: the initial weights as they are.")] = At.generic,

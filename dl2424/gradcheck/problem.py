@@ -70,30 +70,36 @@ def _try_build(exp: Experiment, info: DataInfo) -> Model | None:
 
 def _reduced(exp: Experiment, info: DataInfo, X, dims: int | None, crop: int | None):
     """The model built on the reduced input, the reduced info and X; the full size when
-    the model refuses every reduction."""
+    the model refuses every reduction. The whole images also when the crop would change how
+    a layer computes (Model.methods): Winograd's convolutions need maps of 4x4 or more."""
     flat = len(info.input_shape) == 1 and np.issubdtype(X.dtype, np.floating)
     if dims and flat and dims < info.input_shape[0]:
         small = replace(info, input_shape=(dims,), meta={})
         if (model := _try_build(exp, small)) is not None:
             return model, small, X[:, :dims]
+    full = build_model(exp, info, np.float64)
     shape = info.meta.get("image_shape")
     if crop and shape is not None and crop < min(shape[1:]):
         C, H, W = shape
         for side in range(crop, min(H, W)):  # the smallest crop the model accepts
-            top, left = (H - side) // 2, (W - side) // 2
             small = replace(info, input_shape=(C * side * side,),
                             meta={**info.meta, "image_shape": [C, side, side]})
-            if (model := _try_build(exp, small)) is not None:
-                imgs = X.reshape(-1, C, H, W)[:, :, top:top + side, left:left + side]
-                return model, small, imgs.reshape(X.shape[0], -1)
-    return build_model(exp, info, np.float64), info, X
+            if (model := _try_build(exp, small)) is None:
+                continue
+            if model.methods() != full.methods():
+                break
+            top, left = (H - side) // 2, (W - side) // 2
+            imgs = X.reshape(-1, C, H, W)[:, :, top:top + side, left:left + side]
+            return model, small, imgs.reshape(X.shape[0], -1)
+    return full, info, X
 
 
 def problem_from_experiment(exp: Experiment, data: DataBundle, *, n: int | None = None,
                             dims: int | None = 20, crop: int | None = 8) -> Problem:
     """The configured model in float64 at its initial weights, on the first n training
     examples: flat inputs cut to their first `dims` dimensions, images to a centre crop of
-    `crop` x `crop` pixels (or the smallest larger crop the network accepts).
+    `crop` x `crop` pixels (or the smallest larger crop the network accepts; the whole
+    images when that crop would change a layer's method).
 
     n defaults to 2 (the hand-outs'), and to 4 for a model with batch norm (state): on two
     examples BN maps every feature to +-1 and its gradient lives on near-ties of the two,
@@ -112,5 +118,6 @@ def problem_from_experiment(exp: Experiment, data: DataBundle, *, n: int | None 
     what = (f"{exp.model.type}, {n} example{'s' if n > 1 else ''}, input {tuple(X.shape[1:])}"
             + (f" (image {'x'.join(map(str, info.meta['image_shape']))})"
                if "image_shape" in info.meta else "")
+            + "".join(f", {layer} {how}" for layer, how in model.methods().items())
             + f", lambda {exp.model.params.l2}, float64")
     return Problem(model, X, target, weights, exp.seed, what, exp.model.type)

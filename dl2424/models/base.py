@@ -62,6 +62,11 @@ class Model:
     def n_params(self) -> int:
         return sum(int(v.size) for v in self.params.values())
 
+    def methods(self) -> dict[str, str]:
+        """How each layer computes where the input's size decides it (an image ConvNet's
+        convolution methods), {layer: method}; empty when nothing depends on it."""
+        return {}
+
 
 class ModelParams(Params):
     """Keys every model shares: its loss, L2 strength lambda and weight initializer."""

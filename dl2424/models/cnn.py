@@ -168,6 +168,9 @@ class CNN(Model):
         # folded in; else None
         self._scoring: dict[int, tuple] | None = None
 
+    def methods(self) -> dict[str, str]:
+        return {f"conv{l}": m for l, m in self.conv_method.items()}
+
     def _pooled(self, h, w):
         k, s, pad = self.pool
         if min(h, w) + 2 * pad < k:
