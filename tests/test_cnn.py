@@ -306,6 +306,51 @@ def test_work_buffers_shared_by_batches_of_other_sizes_leave_no_trace(keys, wino
 
 @pytest.mark.parametrize("keys", [
     {"layers": [4, "M", 5, 6, "M"], "batchnorm": True},
+    {"layers": [4, 5, "M", 6], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
+    {"layers": [4, "M", 5, "M"], "batchnorm": True, "gamma_sign": -1},
+])
+@pytest.mark.parametrize("winograd", [False, True])
+def test_no_work_buffer_content_outlives_its_use(keys, winograd, monkeypatch):
+    """Layers share work buffers (padded maps, the backward pass's dx, ...) and keep their
+    own between updates; none may read what an earlier layer or update left, padding
+    borders included. Every buffer filled with NaN (masks with True) between updates, the
+    gradients and the evaluation scores are those of a fresh model. A negative BN scale
+    takes the path where BN writes its own output before the pool."""
+    if winograd:
+        _winograd_everywhere(monkeypatch)
+    keys = dict(keys)
+    sign = keys.pop("gamma_sign", 1)
+
+    def model():
+        m = _build(keys)
+        for k in m.params:
+            if k.startswith("gamma"):
+                m.params[k] *= sign
+        return m
+
+    used, X, y = model(), *_data(_build(keys), 6)
+    used.loss(X, y, train=True)
+    used.scores(X)
+    filled = 0
+    for buffers in used.work.values():
+        for buf in buffers.values():
+            buf.fill(True if buf.dtype == bool else np.nan)
+            filled += 1
+    assert filled > 10
+    _, _, got = used.loss(X, y, train=True)
+    _, _, expected = model().loss(X, y, train=True)
+    for k in expected:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+    for buffers in used.work.values():
+        for buf in buffers.values():
+            buf.fill(True if buf.dtype == bool else np.nan)
+    fresh = model()
+    fresh.state = {k: v.copy() for k, v in used.state.items()}
+    np.testing.assert_array_equal(used.scores(X), fresh.scores(X))
+
+
+@pytest.mark.parametrize("keys", [
+    {"layers": [4, "M", 5, 6, "M"], "batchnorm": True},
     {"layers": [4, 5, "M"], "pool": {"kernel": 2, "stride": 2, "padding": 0}},
 ])
 def test_filter_gradient_over_the_whole_batch_equals_the_sum_over_parts(keys, monkeypatch):

@@ -42,6 +42,7 @@ from .base import Model, ModelParams, dense_footprint, make_init, make_loss
 
 KERNEL, PAD = 3, 1  # every conv is 3x3, stride 1, padding 1: it keeps H and W
 WHOLE_BATCH_DW = 2**18  # filter banks of at least this many weights: dW in one product
+SHARED = "shared"  # self.work's dict of the buffers that all layers use in turn
 
 
 class PoolParams(Params):
@@ -161,8 +162,10 @@ class CNN(Model):
         fc = Block(p.activation, p.leaky_slope, keep=p.keep)  # dropout on each fc input
         self.fc_blocks = [fc if j < self.n_fc else replace(fc, activation=None)
                           for j in range(1, self.n_fc + 1)]
-        # Work buffers of each layer (padded input, im2col matrix, ...), reused by the next
-        # update of the same batch size: a forward's cache is valid until the next forward.
+        # Work buffers, reused by the next update: each layer's own (its output, im2col
+        # matrix, ...: what its backward pass reads; a forward's cache is valid until the
+        # next forward), the parts' blocks, and the SHARED ones (padded maps, the dx of the
+        # backward pass, ...) that serve each layer in turn.
         self.work: dict[str, dict[str, np.ndarray]] = {}
         # Inside scores(): {conv l: (filters, bias or shift, Winograd's U or None)}, with BN
         # folded in; else None
@@ -184,8 +187,8 @@ class CNN(Model):
     # Feature maps are NHWC. Each block runs on the fixed parts of the batch
     # (dl2424.nn.parallel, one thread each when there are two), every part writing its own
     # slice of the layer's work buffers, which the next update of the same size reuses.
-    def _buffer(self, layer, name, shape, dtype, zero=False):
-        return cv.work_buffer(self.work.setdefault(layer, {}), name, shape, dtype, zero)
+    def _buffer(self, layer, name, shape, dtype):
+        return cv.block(self.work.setdefault(layer, {}), shape, dtype, name)
 
     def _winograd_filters(self, key, W):
         """Winograd's transformed filters U of W, in layer `key`'s buffer, made by halves
@@ -221,12 +224,12 @@ class CNN(Model):
         z2, cuts = z.reshape(-1, F), parallel.parts(n)
         rows = [slice(c.start * Ho * Wo, c.stop * Ho * Wo) for c in cuts]
         if planes:  # each part has its own columns: n is not their outer axis
-            xp = self._buffer(key, "xp", (n, C, H + 2 * PAD, Wd + 2 * PAD), x.dtype, zero=True)
+            xp = self._buffer(SHARED, "padded", (n, C, H + 2 * PAD, Wd + 2 * PAD), x.dtype)
             cols = [self._buffer(key, f"cols{i}", (C, KERNEL, KERNEL, c.stop - c.start, Ho, Wo),
                                  x.dtype) for i, c in enumerate(cuts)]
             W_mat = None
         else:
-            xp = self._buffer(key, "xp", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype, zero=True)
+            xp = self._buffer(SHARED, "padded", (n, H + 2 * PAD, Wd + 2 * PAD, C), x.dtype)
         if method == "im2col":
             cols = self._buffer(key, "cols", (n, Ho, Wo, KERNEL, KERNEL, C), x.dtype)
             W_mat = cv.filter_rows(W)  # a view, or a copy for filters assigned from outside
@@ -263,10 +266,12 @@ class CNN(Model):
         stats = parallel.map_parts(conv, range(len(cuts)))
         h, c_bn, c_act = z, None, None
         if batchnorm:
-            y = self._buffer(key, "y", z.shape, x.dtype)
+            def y():  # made only when the output is not z itself (see rows_forward)
+                return self._buffer(key, "y", z2.shape, x.dtype)
+
             h, deferred, c_bn = bn.rows_forward(z2, P[f"gamma{l}"], P[f"beta{l}"],
                                                 bn.layer_state(self.state, f"bn{l}"), train,
-                                                p.bn_eps, p.bn_alpha, relu, y.reshape(-1, F),
+                                                p.bn_eps, p.bn_alpha, relu, y,
                                                 rows, parallel.map_parts,
                                                 stats if train else None, defer)
             h = h.reshape(z.shape)
@@ -277,25 +282,26 @@ class CNN(Model):
         return h, (x.shape, cuts, rows, cols, W_mat, c_bn, c_act,
                    z if fused_relu else None, method), deferred
 
-    def _conv_backward(self, dout, cache, l, grads, relu_done=False, pooled=None):
-        """Gradients of _conv_forward; dout (an array the model owns) is overwritten.
+    def _conv_backward(self, dout, cache, l, grads, dx_name, relu_done=False, pooled=None):
+        """Gradients of _conv_forward; dout (an array the model owns) is overwritten, dx
+        written to the shared buffer dx_name (see backward).
         relu_done: the pool after this layer already zeroed dout where the ReLU cut.
         pooled: what the pool after this layer's BN gives for its sums (_pool_backward)."""
         x_shape, cuts, rows, cols, W_mat, c_bn, c_act, relu_out, method = cache
-        W, key = self.params[f"F{l}"], f"conv{l}"
+        W = self.params[f"F{l}"]
         n, Ho, Wo, F = dout.shape
         if c_act is not None:
             dout = layers.activation_backward(dout, c_act)
         d2 = dout.reshape(-1, F)
         input_grad = l > 1  # the first layer's input is the data: no gradient
         assert not (method == "planes" and input_grad)
-        dx = self._buffer(key, "dx", x_shape, dout.dtype) if input_grad else None
+        dx = self._buffer(SHARED, dx_name, x_shape, dout.dtype) if input_grad else None
         dpad = W_flip = dM = None
         if method == "winograd":  # the tiles' gradient, for dx per part and dW over all
             dM = self._buffer("winograd", "dM", winograd.tile_shape(x_shape, F), dout.dtype)
-        elif input_grad:  # dx is the convolution of dout, padded (zero border kept), with W_flip
-            dpad = self._buffer(key, "dpad", (n, Ho + 2, Wo + 2, F), dout.dtype, zero=True)
-            flip = self._buffer(key, "W_flip", (KERNEL * KERNEL, F, x_shape[3]), W.dtype)
+        elif input_grad:  # dx is the convolution of dout, padded, with W_flip
+            dpad = self._buffer(SHARED, "padded", (n, Ho + 2, Wo + 2, F), dout.dtype)
+            flip = self._buffer(SHARED, "W_flip", (KERNEL * KERNEL, F, x_shape[3]), W.dtype)
             _by_filters(lambda f: cv.flipped_filter_matrix(W[f], W_mat[f], flip[:, f]), F)
             W_flip = flip.reshape(-1, x_shape[3])
 
@@ -372,7 +378,7 @@ class CNN(Model):
         cuts, key = parallel.parts(n), f"pool{i}"
         out = self._buffer(key, "out", (n, Ho, Wo, C), x.dtype)
         fast, backward = cv.fast_pool(x.shape, k, s, pad), self._scoring is None
-        rows = self._buffer(key, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
+        rows = self._buffer(SHARED, "rows", (n, 2 * Ho, Wo, C), x.dtype) if fast else None
         # the winner masks for the backward pass, in buffers kept like the maps (none in
         # scores(); maxpool_nhwc_forward makes its own)
         masks = [self._buffer(key, f"won{j}", shape, bool)
@@ -401,13 +407,14 @@ class CNN(Model):
         caches = parallel.map_parts(pool, cuts)
         return out, (x.shape, cuts, caches, out, zmax)
 
-    def _pool_backward(self, dout, cache, i, relu):
-        """dx of _pool_forward. relu: the input came from a ReLU, whose gradient is taken here
+    def _pool_backward(self, dout, cache, relu, dx_name):
+        """dx of _pool_forward, in the shared buffer dx_name (see backward). relu: the input
+        came from a ReLU, whose gradient is taken here
         on the smaller map: a window's gradient passes only if its max is positive.
         Returns (dx, pooled): pooled is, per part, the windows' gradient and the pooled z
         (rows of (n Ho Wo, C)) when the pool took a BN's z itself, else None."""
         x_shape, cuts, caches, out, zmax = cache
-        dx = self._buffer(f"pool{i}", "dx", x_shape, dout.dtype)
+        dx = self._buffer(SHARED, dx_name, x_shape, dout.dtype)
 
         def back(j):
             c = cuts[j]
@@ -459,12 +466,16 @@ class CNN(Model):
         pooled = None  # what the pool gives the BN before it (see _pool_backward)
         for b in reversed(range(len(self.blocks))):
             kind, l = self.blocks[b]
+            # Block b's dx is read by block b - 1 only: two buffers in turn serve every
+            # block. (A BN reads the pool's dout, in the other one, through `pooled`, for
+            # its sums, before its conv writes dx there.)
+            dx_name = f"dx{b % 2}"
             if kind == "pool":
                 relu_done = (b > 0 and self.blocks[b - 1][0] == "conv"
                              and self.p.activation == "relu")
-                d, pooled = self._pool_backward(d, caches[b], l, relu_done)
+                d, pooled = self._pool_backward(d, caches[b], relu_done, dx_name)
             else:
-                d = self._conv_backward(d, caches[b], l, grads, relu_done, pooled)
+                d = self._conv_backward(d, caches[b], l, grads, dx_name, relu_done, pooled)
                 relu_done, pooled = False, None
         return grads
 

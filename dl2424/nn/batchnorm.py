@@ -137,7 +137,7 @@ def _sum_of_products(a, b):
 # an inner loop per row, and rows of 16 or 32 channels would spend more time starting
 # loops than computing. Per-channel sums fold the r copies back (`_fold`).
 WIDE_ROW = 512
-DOT_BLOCK = 2**18  # entries of z - mu made at a time in _centred_dots (1 MB of float32)
+DOT_BLOCK = 2**18  # entries of z - mu (or z k_z) made at a time (1 MB of float32)
 
 
 def _repeats(m, F):
@@ -230,7 +230,8 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
 
     Inputs:
     - z: (m, F) conv output (left as it is: the cache keeps it and the batch mean)
-    - y: (m, F) buffer for the output
+    - y: (m, F) buffer for the output, or a function that returns one (called only when the
+      output is not z itself)
     - cuts, run: the parts' row slices, and the map that runs fn(i) for each part index
     - stats: per part, the block_stats of its blocks of rows in order, when the caller
       already has them (the conv layer takes them while each block is in cache)
@@ -250,9 +251,10 @@ def rows_forward(z, gamma, beta, state, train, eps, alpha, relu, y, cuts, run, s
     else:
         mu, var = state["mean"], state["var"]
     inv_std, scale, shift = affine(gamma, beta, mu, var, eps)
-    cache = (z, y, gamma, inv_std, mu, train, relu and not defer)
     if defer and np.all(scale > 0):  # max(z scale) = max(z) scale: the pool scales
-        return z, (scale, shift), cache
+        return z, (scale, shift), (z, None, gamma, inv_std, mu, train, False)
+    y = y() if callable(y) else y
+    cache = (z, y, gamma, inv_std, mu, train, relu and not defer)
 
     def normalise(i):
         c = cuts[i]
@@ -293,8 +295,7 @@ def rows_backward(dy, cache, cuts, run, then, relu_done=False, pooled=None):
     scale): dy at each position is the sum of the gradients of the windows it won, so the
     sums over positions of dy and of dy (z - mu) are sums over the four times fewer
     windows of their gradient and of their gradient times (max z - mu). Returns (dgamma,
-    dbeta, [then's results in part order]). The cache is used up: its output buffer
-    serves as scratch.
+    dbeta, [then's results in part order]).
     """
     z, y, gamma, inv_std, mu, train, relu = cache
     N, parts = z.shape[0], range(len(cuts))
@@ -323,7 +324,12 @@ def rows_backward(dy, cache, cuts, run, then, relu_done=False, pooled=None):
         gw = _wide(g, r)
         gw *= _tiled(scale, r)
         if train:
-            gw -= np.multiply(_wide(z[c], r), _tiled(k_z, r), out=_wide(y[c], r))
+            zw, kz_w = _wide(z[c], r), _tiled(k_z, r)
+            step = max(1, DOT_BLOCK // zw.shape[1])  # z k_z a block of rows at a time
+            tmp = np.empty((min(step, zw.shape[0]), zw.shape[1]), zw.dtype)
+            for s in range(0, zw.shape[0], step):
+                t = tmp[: min(step, zw.shape[0] - s)]
+                gw[s : s + step] -= np.multiply(zw[s : s + step], kz_w, out=t)
             gw -= _tiled(k_c, r)
         return then(i, g)
 

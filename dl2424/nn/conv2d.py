@@ -61,18 +61,28 @@ def conv_out_shape(x_shape, W_shape, stride, pad):
 
 # ---------------------------------------------------------------------- NHWC convolution
 def pad_nhwc(x, pad, out=None, value=0.0):
-    """x (n, H, W, C) padded by `pad` on both sides of H and W.
-
-    With `out` (n, H + 2 pad, W + 2 pad, C) only the interior is written: a buffer whose
-    border was filled once (np.zeros) can be reused across calls.
-    """
+    """x (n, H, W, C) padded by `pad` on both sides of H and W, into `out` (n, H + 2 pad,
+    W + 2 pad, C) if given (any buffer: its border is written too, see fill_border)."""
     if pad == 0:
         return x
     n, H, W, C = x.shape
     if out is None:
-        out = np.full((n, H + 2 * pad, W + 2 * pad, C), value, dtype=x.dtype)
+        out = np.empty((n, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
     out[:, pad : pad + H, pad : pad + W] = x
-    return out
+    return fill_border(out, (pad, pad), (1, 2), value)
+
+
+def fill_border(xp, pads, axes, value=0.0):
+    """xp with its first and last pads[k] entries along axes[k] set to value: the border
+    of a padded map whose interior is written separately. A few thin strips, so that a
+    shared work buffer can hold padded maps of any layer."""
+    for p, axis in zip(pads, axes, strict=True):
+        if p:
+            idx = [slice(None)] * xp.ndim
+            for edge in (slice(0, p), slice(xp.shape[axis] - p, None)):
+                idx[axis] = edge
+                xp[tuple(idx)] = value
+    return xp
 
 
 def _view(x, shape, strides):
@@ -199,7 +209,7 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
     Inputs:
     - x: (n, H, W, C) input
     - W: (F, C, kh, kw) filters; b: (F,) biases, or None
-    - xp, cols, out: optional buffers for the padded input (zero border), the im2col
+    - xp, cols, out: optional buffers for the padded input (border written), the im2col
       matrix (n, Ho, Wo, kh, kw, C) and the (n, Ho, Wo, F) output; W_rows: filter_rows(W)
       if already made
     - then: see `product_in_blocks`
@@ -240,7 +250,7 @@ def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None
     """conv2d_nhwc_forward for an NCHW input x (n, C, H, W), through im2col_planes; the
     output is NHWC (n, Ho, Wo, F), as from conv2d_nhwc_forward. For the input images.
 
-    xp, cols, out: optional buffers for the padded input (n, C, Hp, Wp) (zero border), the
+    xp, cols, out: optional buffers for the padded input (n, C, Hp, Wp) (border written), the
     (C, kh, kw, n, Ho, Wo) columns and the output; then: see `product_in_blocks`. Returns
     (out, cache); the cache's columns give dW through planes_filter_grad.
     """
@@ -248,8 +258,9 @@ def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None
     F, _, kh, kw = W.shape
     Ho, Wo = _out_size(H, kh, stride, pad), _out_size(Wd, kw, stride, pad)
     if xp is None:
-        xp = np.zeros((n, C, H + 2 * pad, Wd + 2 * pad), dtype=x.dtype)
+        xp = np.empty((n, C, H + 2 * pad, Wd + 2 * pad), dtype=x.dtype)
     xp[:, :, pad : pad + H, pad : pad + Wd] = x
+    fill_border(xp, (pad, pad), (2, 3))
     cols = im2col_planes(xp, kh, kw, stride, cols)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
@@ -269,9 +280,9 @@ def planes_filter_grad(dout_rows, cols):
 
 
 def block(work, shape, dtype, name="block"):
-    """A `shape` view of work[name], a flat array grown as needed and kept in the dict
-    (one dict per thread: every layer's blocks reuse it, so what it holds lasts until the
-    next call with the same name); a new array when work is None."""
+    """A `shape` view of work[name], a flat array grown as needed and kept in the dict:
+    every call with the same name reuses it (whatever its shape), so what it holds lasts
+    until the next such call; a new array when work is None."""
     size = math.prod(shape)
     if work is None:
         return np.empty(shape, dtype)
@@ -311,7 +322,7 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
     At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
     (W_flip: flipped_filter_matrix(W) if already made), a few examples at a time; else
     col2im of dout times the filters. dx: optional output buffer; dpad: optional buffer for
-    the padded dout (its zero border is kept); work: see `block`.
+    the padded dout (any: its border is written); work: see `block`.
     """
     n, Ho, Wo, F = dout.shape
     kh, kw = W.shape[2:]
@@ -322,8 +333,9 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
         return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
     tp, tq = kh - 1 - pad, kw - 1 - pad
     shape = (n, Ho + 2 * tp, Wo + 2 * tq, F)
-    dp = np.zeros(shape, dout.dtype) if dpad is None else dpad
+    dp = np.empty(shape, dout.dtype) if dpad is None else dpad
     dp[:, tp : tp + Ho, tq : tq + Wo] = dout
+    fill_border(dp, (tp, tq), (1, 2))
     W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
     # a few examples at a time (about 2 MB), so that the block is still in the cache when
     # the product reads it
@@ -335,28 +347,6 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
         cols = im2col_nhwc(dp[e], kh, kw, 1, buf[: e.stop - s])
         np.matmul(cols.reshape(-1, kh * kw * F), W_flip, out=dx[e].reshape(-1, x_shape[3]))
     return dx
-
-
-def work_buffer(scratch, name, shape, dtype, zero=True):
-    """A work array of `shape` from `scratch` (a dict), reused across calls.
-
-    A buffer made for a larger batch serves a smaller one: a zeroed buffer (padding borders
-    rely on its zeros) as its first examples when only the first axis differs, any other as
-    the first entries of its memory. Training updates and evaluation chunks of other sizes
-    thus share one set of buffers; a new one (zeroed when `zero`) is made only for a larger
-    batch or another dtype.
-    """
-    buf = None if scratch is None else scratch.get(name)
-    if buf is not None and buf.dtype == dtype:
-        if zero and buf.shape[1:] == shape[1:] and buf.shape[0] >= shape[0]:
-            return buf[: shape[0]]
-        size = math.prod(shape)
-        if not zero and buf.size >= size:
-            return buf.reshape(-1)[:size].reshape(shape)
-    buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-    if scratch is not None:
-        scratch[name] = buf
-    return buf
 
 
 # ---------------------------------------------------------------------- NHWC max-pooling

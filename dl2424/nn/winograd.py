@@ -225,7 +225,7 @@ def rows_shape(x_shape):
 def winograd_forward(x, W, b=None, U=None, xp=None, V=None, out=None, work=None):
     """The 3x3, stride 1, padding 1 convolution of x (n, H, W, C) (H, W even) with W
     (F, C, 3, 3) plus b (F,) or None. U: filter_transform(W) if already made; xp, V, out:
-    optional buffers (xp with a zero border, V shaped as tile_shape says); work: see
+    optional buffers (xp: its border is written; V shaped as tile_shape says); work: see
     conv2d.block. Returns (out, cache); V is kept in the cache, until the next call with the
     same buffers."""
     n, H, Wd, C = x.shape
@@ -234,7 +234,7 @@ def winograd_forward(x, W, b=None, U=None, xp=None, V=None, out=None, work=None)
     xp = pad_nhwc(x, 1, xp)
     V = np.empty(tile_shape(x.shape, C), x.dtype) if V is None else V
     rows = block(work, rows_shape(x.shape), x.dtype, "rows")
-    M = block(work, tile_shape(x.shape, F), x.dtype, "M")
+    M = block(work, tile_shape(x.shape, F), x.dtype, "products")
     out = np.empty((n, H, Wd, F), x.dtype) if out is None else out
     output_transform(products(input_transform(xp, V, rows), U, M), out, work)
     if b is not None:
@@ -248,9 +248,10 @@ def input_gradient(dM, U, x_shape, dx=None, work=None):
     conv2d.block."""
     n, H, Wd, C = x_shape
     F = U.shape[0]
-    dV = block(work, tile_shape(x_shape, C), dM.dtype, "dV")
+    # the forward pass's blocks of the same roles (never in use at the same time)
+    dV = block(work, tile_shape(x_shape, C), dM.dtype, "products")
     np.matmul(dM.reshape(16, -1, F), U.transpose(1, 0, 2), out=dV.reshape(16, -1, C))
-    drows = block(work, rows_shape(x_shape), dM.dtype, "drows")
+    drows = block(work, rows_shape(x_shape), dM.dtype, "rows")
     dxp = block(work, (n, H + 2, Wd + 2, C), dM.dtype, "dxp")
     input_transform_adjoint(dV, drows, dxp, work)
     dx = np.empty(x_shape, dM.dtype) if dx is None else dx
