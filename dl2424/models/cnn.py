@@ -409,8 +409,8 @@ class CNN(Model):
 
     def _pool_backward(self, dout, cache, relu, dx_name):
         """dx of _pool_forward, in the shared buffer dx_name (see backward). relu: the input
-        came from a ReLU, whose gradient is taken here
-        on the smaller map: a window's gradient passes only if its max is positive.
+        came from a ReLU, whose gradient is taken here on the smaller map: a window's
+        gradient passes only if its max is positive.
         Returns (dx, pooled): pooled is, per part, the windows' gradient and the pooled z
         (rows of (n Ho Wo, C)) when the pool took a BN's z itself, else None."""
         x_shape, cuts, caches, out, zmax = cache
