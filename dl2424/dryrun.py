@@ -16,32 +16,39 @@ import numpy as np
 
 from .build import build
 from .config import Experiment
-from .trainer import trainer_for
+from .trainer import float_errors_ignored, trainer_for
 
 
 def _nbytes(*arrays) -> int:
     return sum(int(a.nbytes) for a in arrays if isinstance(a, np.ndarray))
 
 
-def dry_run(exp: Experiment, data_dir: Path, timed_steps: int = 5) -> dict:
-    setup = build(exp, data_dir)  # raises UserError on anything wrong, like train does
-    trainer = trainer_for(setup)(setup, None)  # no run folder: nothing is written
-    d = setup.data
-    trainer.train_step()  # warm-up (first-touch allocations, optimizer state)
+def _timed(trainer, n: int) -> tuple[int, float, float]:
+    """(traced memory peak of an update, seconds per update over n, seconds per
+    evaluation), after a warm-up update (first-touch allocations, optimizer state)."""
+    trainer.train_step()
     tracemalloc.start()
     try:
         trainer.train_step()
         _, step_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    n = max(1, min(timed_steps, setup.total_steps))
     t0 = time.perf_counter()
     for _ in range(n):
         trainer.train_step()
     per_step = (time.perf_counter() - t0) / n
     t0 = time.perf_counter()
     trainer.evaluate_now()
-    per_eval = time.perf_counter() - t0
+    return step_peak, per_step, time.perf_counter() - t0
+
+
+def dry_run(exp: Experiment, data_dir: Path, timed_steps: int = 5) -> dict:
+    setup = build(exp, data_dir)  # raises UserError on anything wrong, like train does
+    trainer = trainer_for(setup)(setup, None)  # no run folder: nothing is written
+    d = setup.data
+    with float_errors_ignored():
+        step_peak, per_step, per_eval = _timed(trainer, max(1, min(timed_steps,
+                                                                   setup.total_steps)))
     n_evals = setup.total_steps // setup.eval_every + 1
     splits = {k: s for k, s in (("train", d.train), ("val", d.val), ("test", d.test))
               if s is not None}

@@ -17,7 +17,15 @@ from .config import Experiment, apply_overrides, load_experiment, validate
 from .errors import UserError
 from .hooks import Reporter, Reporters
 from .rundir import load_info, load_run_config  # noqa: F401  (what callers used to import here)
-from .trainer import Diverged, Interrupted, StopFlag, Trainer, evaluate, trainer_for
+from .trainer import (
+    Diverged,
+    Interrupted,
+    StopFlag,
+    Trainer,
+    evaluate,
+    float_errors_ignored,
+    trainer_for,
+)
 
 
 def versions() -> dict:
@@ -103,7 +111,8 @@ def execute(setup: Setup, run: Path, trainer: Trainer, previous: dict | None = N
 
     try:  # the caller holds the run folder's lock (rundir.claim)
         finish("running")
-        trainer.fit()
+        with float_errors_ignored():
+            trainer.fit()
     except Diverged as e:
         summary = finish("failed", f"diverged: {e}")
         raise RunFailed(run, summary) from None

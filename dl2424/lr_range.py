@@ -13,7 +13,7 @@ from .atomic import write_json
 from .config import Experiment, validate
 from .errors import UserError
 from .experiment import RunFailed, start
-from .trainer import Diverged, Reporter
+from .trainer import Diverged, Reporter, float_errors_ignored
 
 
 def range_experiment(exp: Experiment, lr_min: float, lr_max: float, steps: int,
@@ -82,7 +82,7 @@ def run_range_test(exp: Experiment, overrides: list[str], data_dir: Path, runs_d
                    reporter=None, stop=None) -> tuple[Path, dict]:
     """Sweep the learning rate up until the loss diverges (the expected end of the test);
     the run is recorded as a completed range test either way."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # expected near the end
+    with float_errors_ignored():  # divergence is the expected end
         try:
             run, summary = start(exp, overrides, data_dir, runs_dir,
                                  StopAtDivergence(reporter), stop)

@@ -19,11 +19,17 @@ from .hooks import Reporter
 from .rng import LazyGenerator, Stream, generator
 
 __all__ = ["Diverged", "Interrupted", "Reporter", "StopFlag", "Trainer", "evaluate",
-           "stopping_on"]
+           "float_errors_ignored", "stopping_on"]
 
 
 class Diverged(Exception):
     """Loss or parameters became NaN/inf; the run is marked failed (exit status 1)."""
+
+
+def float_errors_ignored():
+    """Overflow and NaN in training are the trainer's to detect and report (Diverged, or
+    train.on_nan: skip), in one message: NumPy's RuntimeWarnings would only come first."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 class Interrupted(Exception):
