@@ -252,6 +252,9 @@ def test_uva_vgg_runs_in_float32():
     y = np.array([3, 7])
     # Winograd where it pays: 128 or more channels and filters on maps of 8 x 8 and 4 x 4
     assert _conv_methods(model, X) == ["planes", "im2col", *["winograd"] * 4, "im2col", "im2col"]
+    # the convs before a pool write parity order for it, but Winograd's (its tiles)
+    assert [m.endswith("/parity") for m in model.methods().values()] == [
+        True, True, False, False, False, False, False, True]
     loss, _, grads = model.loss(X, y, train=True)
     assert abs(loss - np.log(10)) < 2.0  # random init: near chance
     assert all(grads[k].dtype == np.float32 and grads[k].shape == w.shape

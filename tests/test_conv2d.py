@@ -146,6 +146,53 @@ def test_stride2_pool_without_masks_matches_loops(overlap):
     np.testing.assert_array_equal(out.transpose(0, 3, 1, 2), pool_reference(x, k, 2, pad))
 
 
+def test_parity_order_lists_each_rows_even_pixels_then_its_odd_ones():
+    x = np.arange(2 * 3 * 6 * 2).reshape(2, 3, 6, 2)
+    p = cv.parity_order(x)
+    np.testing.assert_array_equal(p[:, :, :3], x[:, :, 0::2])
+    np.testing.assert_array_equal(p[:, :, 3:], x[:, :, 1::2])
+    np.testing.assert_array_equal(cv.natural_order(p), x)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_stride2_pool_of_a_map_in_parity_order(overlap):
+    """A map in parity order pools to the same maxima (its output in pixel order) and
+    routes each window's gradient to the same input, ties included, back in parity order."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 3, (2, 6, 8, 3)).astype(float)  # few values: many ties
+    out, cache = cv.maxpool2_nhwc_forward(x, overlap)
+    got, got_cache = cv.maxpool2_nhwc_forward(cv.parity_order(x), overlap, parity=True)
+    np.testing.assert_array_equal(got, out)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(cv.maxpool2_nhwc_backward(dout, got_cache),
+                                  cv.parity_order(cv.maxpool2_nhwc_backward(dout, cache)))
+    evaluated, _ = cv.maxpool2_nhwc_forward(cv.parity_order(x), overlap, masks=False,
+                                            parity=True)
+    np.testing.assert_array_equal(evaluated, out)
+
+
+@pytest.mark.parametrize("planes", [False, True])
+def test_conv_writing_parity_order_gives_the_same_numbers(planes):
+    """A conv asked for parity order (for the 2-wide pool after it) computes the same output,
+    in that order; its backward takes dout in that order and gives the same dx, dW, db."""
+    x, W, b, _, _ = _conv_inputs((2, 3, 6, 8, 4, 3, 3, 1, 1), 11)
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    forward = ((lambda parity: cv.conv2d_planes_forward(x, W, b, 1, 1, parity=parity)) if planes
+               else lambda parity: cv.conv2d_nhwc_forward(x_nhwc, W, b, 1, 1, parity=parity))
+    (out, cache), (got, got_cache) = forward(False), forward(True)
+    np.testing.assert_allclose(got, cv.parity_order(out), rtol=1e-13, atol=1e-13)
+    dout = np.random.default_rng(12).standard_normal(out.shape)
+    F = W.shape[0]
+    if planes:
+        expected = [cv.planes_filter_grad(dout.reshape(-1, F), cache[1])]
+        grads = [cv.planes_filter_grad(cv.parity_order(dout).reshape(-1, F), got_cache[1])]
+    else:
+        expected = cv.conv2d_nhwc_backward(dout, cache)
+        grads = cv.conv2d_nhwc_backward(cv.parity_order(dout), got_cache)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("side", [(6, 7), (6, 8)])
 @pytest.mark.parametrize("k,stride,pad", POOL_CASES)
 def test_maxpool_gradients(k, stride, pad, side):

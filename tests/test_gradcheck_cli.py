@@ -122,7 +122,7 @@ def test_a_crop_that_would_change_a_conv_method_checks_whole_images(env):
 
     whole = checked()
     assert "image 3x32x32" in whole
-    assert "conv1 planes, conv2 winograd, conv3 winograd" in whole
+    assert "conv1 planes/parity, conv2 winograd, conv3 winograd" in whole
     assert "image 3x16x16" in checked("--crop", "16")
     small = {**model, "layers": [8, "M", 8]}  # im2col at every size: the crop serves
     write_config(cfg, {**BASE, "model": small})

@@ -12,7 +12,9 @@ batchnorm true, pool 3x3 stride 2 padding 1, hidden [] (32 -> 16 -> 8 -> 4 -> 2 
 Each conv is one of three computations of the same function: the first layer through
 im2col from the images' channel planes; layers with at least 128 channels and filters on
 maps of 4x4 or more (UvA's conv 3-6) by Winograd's F(2x2, 3x3) (`winograd.pays`); the
-others through im2col of the NHWC map.
+others through im2col of the NHWC map. An im2col conv followed by a stride-2 max-pool writes
+its output with each image row's even pixels first (`conv2d.parity_order`), so that the
+pool's pairs along W are two contiguous halves.
 
 Params: conv l has filters F<l> (c_out, c_in, 3, 3) (held with c_in innermost in memory, so
 that the products need no layout copies) and bias b<l> (c_out,) (no bias with batch
@@ -123,9 +125,10 @@ class CNN(Model):
         init = make_init(p)
         self.blocks: list[tuple[str, int]] = []  # ("conv", l) or ("pool", i)
         self.conv_method: dict[int, str] = {}  # conv l: "planes", "im2col" or "winograd"
+        self.parity: dict[int, bool] = {}  # conv l's output in cv.parity_order, for its pool
         c, h, w = self.image_shape
         widest = 1  # largest im2col matrix per example, to size evaluation chunks
-        for item in p.layers:
+        for at, item in enumerate(p.layers):
             if item == "M":
                 self.blocks.append(("pool", sum(k == "pool" for k, _ in self.blocks) + 1))
                 h, w = self._pooled(h, w)
@@ -140,6 +143,9 @@ class CNN(Model):
             self.conv_method[l] = ("planes" if len(self.blocks) == 1 else "winograd"
                                    if winograd.pays((1, h, w, c), self.params[f"F{l}"].shape)
                                    else "im2col")
+            self.parity[l] = (self.conv_method[l] != "winograd" and w % 2 == 0
+                              and p.layers[at + 1:at + 2] == ["M"]
+                              and cv.fast_pool((1, h, w, item), *self.pool))
             self.decay.append(f"F{l}")
             if p.batchnorm:
                 self.params[f"gamma{l}"] = np.ones(item, dtype=dtype)
@@ -172,7 +178,8 @@ class CNN(Model):
         self._scoring: dict[int, tuple] | None = None
 
     def methods(self) -> dict[str, str]:
-        return {f"conv{l}": m for l, m in self.conv_method.items()}
+        return {f"conv{l}": m + ("/parity" if self.parity[l] else "")
+                for l, m in self.conv_method.items()}
 
     def _pooled(self, h, w):
         k, s, pad = self.pool
@@ -252,9 +259,11 @@ class CNN(Model):
             else:
                 then = None
             if method == "planes":
-                cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c], then)
+                cv.conv2d_planes_forward(x[c], W, b, 1, PAD, xp[c], cols[i], z[c], then,
+                                         self.parity[l])
             elif method == "im2col":
-                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_mat, then)
+                cv.conv2d_nhwc_forward(x[c], W, b, 1, PAD, xp[c], cols[c], z[c], W_mat, then,
+                                       self.parity[l])
             else:
                 winograd.winograd_forward(x[c], W, b, W_mat, xp[c], cols[:, :, c],
                                           out=z[c], work=self._blocks(i))
@@ -324,7 +333,7 @@ class CNN(Model):
                                             self._blocks(i))
             elif input_grad:
                 cv.conv2d_nhwc_input_grad(g4, W, dx[c].shape, 1, PAD, dx[c], dpad[c],
-                                          self._blocks(i), W_flip)
+                                          self._blocks(i), W_flip, self.parity[l])
             return dW, bn.channel_sums(g) if c_bn is None else None
 
         def relu_back(i):
@@ -368,10 +377,11 @@ class CNN(Model):
         _by_filters(filter_grad, F)
 
     # ------------------------------------------------------------------ pooling block
-    def _pool_forward(self, x, i, relu=False, deferred=None):
+    def _pool_forward(self, x, i, relu=False, deferred=None, parity=False):
         """Max-pool i; then the per-channel (scale or None, shift) and the ReLU when the
-        conv before deferred them (relu: its activation, a ReLU, is applied here). Inside
-        scores() no backward pass follows, and the pool skips the winner masks where it can."""
+        conv before deferred them (relu: its activation, a ReLU, is applied here). parity:
+        x is in cv.parity_order (the output is not). Inside scores() no backward pass
+        follows, and the pool skips the winner masks where it can."""
         k, s, pad = self.pool
         n, H, W, C = x.shape
         Ho, Wo = self._pooled(H, W)
@@ -392,7 +402,7 @@ class CNN(Model):
         def pool(c):
             if fast:
                 won = [m[c] for m in masks] if backward else False
-                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], won)[1]
+                cache = cv.maxpool2_nhwc_forward(x[c], k == 3, out[c], rows[c], won, parity)[1]
             else:
                 out[c], cache = cv.maxpool_nhwc_forward(x[c], k, s, pad)
             if zmax is not None:
@@ -438,11 +448,13 @@ class CNN(Model):
         h = x.transpose(0, 2, 3, 1)
         caches, relu = [], self.p.activation == "relu"
         defer, deferred = False, None  # what the conv before a pool left to it
+        parity = False  # the conv before a pool wrote its output in parity order
         for b, (kind, l) in enumerate(self.blocks):
             if kind == "pool":
-                h, c = self._pool_forward(h, l, defer, deferred)
+                h, c = self._pool_forward(h, l, defer, deferred, parity)
                 defer, deferred = False, None
             else:  # the first conv reads the images' channel planes
+                parity = self.parity[l]
                 defer = relu and b + 1 < len(self.blocks) and self.blocks[b + 1][0] == "pool"
                 h, c, deferred = self._conv_forward(x if b == 0 else h, l, train, defer)
             caches.append(c)

@@ -97,11 +97,12 @@ def _view(x, shape, strides):
     return as_strided(x, shape, strides, writeable=False)
 
 
-def im2col_nhwc(xp, kh, kw, stride, out=None):
+def im2col_nhwc(xp, kh, kw, stride, out=None, parity=False):
     """Receptive fields of a padded NHWC batch as matrix rows.
 
     Inputs:
     - xp: (n, Hp, Wp, C) padded input
+    - parity: the rows of each image row in parity order (see `parity_order`; Wo even)
     Returns cols (n, Ho, Wo, kh, kw, C): reshaped to (n Ho Wo, kh kw C), row n Ho Wo + h Wo
     + w is output position (h, w) of example n, and entry i kw C + j C + c is channel c at
     kernel offset (i, j), matching `filter_rows`.
@@ -109,18 +110,42 @@ def im2col_nhwc(xp, kh, kw, stride, out=None):
     n, Hp, Wp, C = xp.shape
     Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
     sn, sh, sw, sc = xp.strides
-    windows = _view(xp, (n, Ho, Wo, kh, kw, C), (sn, stride * sh, stride * sw, sh, sw, sc))
     if out is None:
         out = np.empty((n, Ho, Wo, kh, kw, C), dtype=xp.dtype)
-    np.copyto(out, windows)
+    if parity:
+        windows = _view(xp, (n, Ho, 2, Wo // 2, kh, kw, C),
+                        (sn, stride * sh, stride * sw, 2 * stride * sw, sh, sw, sc))
+        np.copyto(out.reshape(windows.shape), windows)
+    else:
+        np.copyto(out, _view(xp, (n, Ho, Wo, kh, kw, C),
+                             (sn, stride * sh, stride * sw, sh, sw, sc)))
     return out
 
 
-def im2col_planes(xp, kh, kw, stride, out=None):
+def parity_order(x):
+    """x (n, H, W, C) in parity order: each image row as its even pixels, then its odd ones
+    (entry w < W/2 is pixel 2w, entry W/2 + w is pixel 2w + 1). A conv whose output goes to
+    a 2-wide max-pool writes it in this order (its im2col rows so ordered: a view): the
+    pool's pairs along W are then two contiguous halves, not runs of C entries. A copy;
+    natural_order undoes it."""
+    n, H, W, C = x.shape
+    return np.ascontiguousarray(x.reshape(n, H, W // 2, 2, C).transpose(0, 1, 3, 2, 4)
+                                ).reshape(x.shape)
+
+
+def natural_order(x):
+    """The inverse of parity_order: a copy of x (n, H, W, C) in pixel order."""
+    n, H, W, C = x.shape
+    return np.ascontiguousarray(x.reshape(n, H, 2, W // 2, C).transpose(0, 1, 3, 2, 4)
+                                ).reshape(x.shape)
+
+
+def im2col_planes(xp, kh, kw, stride, out=None, parity=False):
     """Receptive fields of a padded NCHW batch as matrix columns.
 
     Inputs:
     - xp: (n, C, Hp, Wp) padded input
+    - parity: the columns of each image row in parity order (see `parity_order`; Wo even)
     Returns cols (C, kh, kw, n, Ho, Wo): reshaped to (C kh kw, n Ho Wo), column n Ho Wo + h Wo
     + w is output position (h, w) of example n, and row c kh kw + i kw + j is channel c at
     kernel offset (i, j), the order of W.reshape(F, -1). Each row is a strided copy of a
@@ -130,10 +155,15 @@ def im2col_planes(xp, kh, kw, stride, out=None):
     n, C, Hp, Wp = xp.shape
     Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
     sn, sc, sh, sw = xp.strides
-    windows = _view(xp, (C, kh, kw, n, Ho, Wo), (sc, sh, sw, sn, stride * sh, stride * sw))
     if out is None:
         out = np.empty((C, kh, kw, n, Ho, Wo), dtype=xp.dtype)
-    np.copyto(out, windows)
+    if parity:
+        windows = _view(xp, (C, kh, kw, n, Ho, 2, Wo // 2),
+                        (sc, sh, sw, sn, stride * sh, stride * sw, 2 * stride * sw))
+        np.copyto(out.reshape(windows.shape), windows)
+    else:
+        np.copyto(out, _view(xp, (C, kh, kw, n, Ho, Wo),
+                             (sc, sh, sw, sn, stride * sh, stride * sw)))
     return out
 
 
@@ -201,7 +231,7 @@ def flipped_filter_matrix(W, W_rows=None, out=None):
 
 
 def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
-                        W_rows=None, then=None):
+                        W_rows=None, then=None, parity=False):
     """Cross-correlation out[n, :, :, f] = sum_c x_pad[n, :, :, c] * W[f, c] + b[f].
 
     The backward pass reuses the im2col matrix for dW.
@@ -213,17 +243,18 @@ def conv2d_nhwc_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
       matrix (n, Ho, Wo, kh, kw, C) and the (n, Ho, Wo, F) output; W_rows: filter_rows(W)
       if already made
     - then: see `product_in_blocks`
+    - parity: out in parity order (see `parity_order`; Wo even)
     Returns (out, cache); out is C-contiguous (n, Ho, Wo, F).
     """
     n, Ho, Wo, F = conv_out_shape(x.shape, W.shape, stride, pad)
     kh, kw = W.shape[2:]
     xp = pad_nhwc(x, pad, xp)
-    cols = im2col_nhwc(xp, kh, kw, stride, cols)
+    cols = im2col_nhwc(xp, kh, kw, stride, cols, parity)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
     W_rows = filter_rows(W) if W_rows is None else W_rows
     product_in_blocks(cols.reshape(n * Ho * Wo, -1), W_rows.T, b, out.reshape(-1, F), then)
-    return out, (x.shape, cols, W, b is not None, stride, pad)
+    return out, (x.shape, cols, W, b is not None, stride, pad, parity)
 
 
 def row_blocks(shape):
@@ -246,13 +277,14 @@ def product_in_blocks(a, b, bias, out, then=None):
 
 
 def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None,
-                          then=None):
+                          then=None, parity=False):
     """conv2d_nhwc_forward for an NCHW input x (n, C, H, W), through im2col_planes; the
     output is NHWC (n, Ho, Wo, F), as from conv2d_nhwc_forward. For the input images.
 
     xp, cols, out: optional buffers for the padded input (n, C, Hp, Wp) (border written), the
-    (C, kh, kw, n, Ho, Wo) columns and the output; then: see `product_in_blocks`. Returns
-    (out, cache); the cache's columns give dW through planes_filter_grad.
+    (C, kh, kw, n, Ho, Wo) columns and the output; then: see `product_in_blocks`; parity: as
+    for conv2d_nhwc_forward. Returns (out, cache); the cache's columns give dW through
+    planes_filter_grad.
     """
     n, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
@@ -261,12 +293,12 @@ def conv2d_planes_forward(x, W, b, stride=1, pad=0, xp=None, cols=None, out=None
         xp = np.empty((n, C, H + 2 * pad, Wd + 2 * pad), dtype=x.dtype)
     xp[:, :, pad : pad + H, pad : pad + Wd] = x
     fill_border(xp, (pad, pad), (2, 3))
-    cols = im2col_planes(xp, kh, kw, stride, cols)
+    cols = im2col_planes(xp, kh, kw, stride, cols, parity)
     if out is None:
         out = np.empty((n, Ho, Wo, F), dtype=x.dtype)
     product_in_blocks(cols.reshape(C * kh * kw, -1).T, W.reshape(F, -1).T, b,
                       out.reshape(-1, F), then)
-    return out, (x.shape, cols, W, b is not None, stride, pad)
+    return out, (x.shape, cols, W, b is not None, stride, pad, parity)
 
 
 def planes_filter_grad(dout_rows, cols):
@@ -296,17 +328,18 @@ def conv2d_nhwc_backward(dout, cache, input_grad=True, dx=None, dpad=None, work=
     """Gradients of conv2d_nhwc_forward.
 
     Inputs:
-    - dout: (n, Ho, Wo, F) upstream gradient
+    - dout: (n, Ho, Wo, F) upstream gradient (in parity order when the output was)
     - input_grad: False skips dx (the first layer, whose input is data) and returns None
     - dx, dpad, work: see conv2d_nhwc_input_grad
     Returns (dx, dW, db); db is None when the forward pass had no bias.
     """
-    shape, cols, W, has_bias, stride, pad = cache
+    shape, cols, W, has_bias, stride, pad, parity = cache
     dW = filter_gradient(filter_rows_grad(dout.reshape(-1, W.shape[0]), cols), W.shape)
     db = dout.reshape(-1, W.shape[0]).sum(axis=0) if has_bias else None
     if not input_grad:
         return None, dW, db
-    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, dpad, work), dW, db
+    return conv2d_nhwc_input_grad(dout, W, shape, stride, pad, dx, dpad, work,
+                                  parity=parity), dW, db
 
 
 def filter_rows_grad(dout_rows, cols, out=None):
@@ -316,8 +349,9 @@ def filter_rows_grad(dout_rows, cols, out=None):
 
 
 def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, work=None,
-                           W_flip=None):
-    """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F).
+                           W_flip=None, parity=False):
+    """dx (n, H, W, C) of conv2d_nhwc_forward from dout (n, Ho, Wo, F), in parity order
+    (see `parity_order`) when `parity`.
 
     At stride 1 (pad < kernel) a convolution of the padded dout with the flipped filters
     (W_flip: flipped_filter_matrix(W) if already made), a few examples at a time; else
@@ -329,12 +363,17 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
     if dx is None:
         dx = np.empty(x_shape, dtype=dout.dtype)
     if stride != 1 or pad > min(kh, kw) - 1:
+        dout = natural_order(dout) if parity else dout
         dcols = dout.reshape(-1, F) @ filter_rows(W)
         return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
     tp, tq = kh - 1 - pad, kw - 1 - pad
     shape = (n, Ho + 2 * tp, Wo + 2 * tq, F)
     dp = np.empty(shape, dout.dtype) if dpad is None else dpad
-    dp[:, tp : tp + Ho, tq : tq + Wo] = dout
+    if parity:  # the even pixels, then the odd ones
+        for p, half in enumerate(_pool2_halves(dout, 2, parity=True)):
+            dp[:, tp : tp + Ho, tq + p : tq + Wo : 2] = half
+    else:
+        dp[:, tp : tp + Ho, tq : tq + Wo] = dout
     fill_border(dp, (tp, tq), (1, 2))
     W_flip = flipped_filter_matrix(W) if W_flip is None else W_flip
     # a few examples at a time (about 2 MB), so that the block is still in the cache when
@@ -350,10 +389,14 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
 
 
 # ---------------------------------------------------------------------- NHWC max-pooling
-def _pool2_halves(x, axis):
+def _pool2_halves(x, axis, parity=False):
     """The even and odd entries of x along `axis` (1 = H, 2 = W) of an NHWC array, as two
-    views; an odd trailing entry is dropped (floor rule)."""
+    views; an odd trailing entry is dropped (floor rule). parity: x is in parity order
+    (W even), whose halves along W are contiguous."""
     n, H, W, C = x.shape
+    if axis == 2 and parity:
+        halves = x.reshape(n, H, 2, W // 2, C)
+        return halves[:, :, 0], halves[:, :, 1]
     if axis == 2:
         halves = x[:, :, : W - W % 2].reshape(n, H, W // 2, 2 * C)
         return halves[..., :C], halves[..., C:]
@@ -372,14 +415,14 @@ def _head(x, axis):
     return x[:, :-1] if axis == 1 else x[:, :, :-1]
 
 
-def _max2_along(x, axis, out, won=None, won_prev=None, overlap=False):
+def _max2_along(x, axis, out, won=None, won_prev=None, overlap=False, parity=False):
     """out = max of the pairs (2i, 2i+1) along `axis`; won = entry 2i wins its pair.
 
     With overlap (3-wide windows, padding 1) window i also holds entry 2i - 1, which comes
     first: won_prev = it is the max (ties included), and won is cleared there. won None
-    (no backward pass will follow): the maxima only.
+    (no backward pass will follow): the maxima only. parity: see _pool2_halves.
     """
-    a, b = _pool2_halves(x, axis)
+    a, b = _pool2_halves(x, axis, parity)
     np.maximum(a, b, out=out)
     if won is not None:
         np.greater_equal(a, b, out=won)
@@ -395,9 +438,9 @@ def _max2_along(x, axis, out, won=None, won_prev=None, overlap=False):
     return out
 
 
-def _unmax2_along(dout, won, axis, dx, won_prev=None):
+def _unmax2_along(dout, won, axis, dx, won_prev=None, parity=False):
     """Adjoint of _max2_along: the gradient goes to the winner of each window."""
-    a, b = _pool2_halves(dx, axis)
+    a, b = _pool2_halves(dx, axis, parity)
     np.multiply(dout, won, out=a)
     np.subtract(dout, a, out=b)  # dout - dout * won: exactly dout where entry 2i+1 won
     if won_prev is not None:
@@ -426,7 +469,7 @@ def pool2_mask_shapes(x_shape, overlap=False):
     return shapes * 2 if overlap else shapes
 
 
-def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
+def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True, parity=False):
     """Max-pool at stride 2 of x (n, H, W, C): 2x2 windows, or with overlap 3x3 windows
     with padding 1 (H and W even).
 
@@ -434,8 +477,9 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     the same comparisons; a 3x3 window adds the entry before the pair (ties go to the first
     in row-major order, as in maxpool_nhwc_forward). `out` (n, Ho, Wo, C) and `rows`
     (n, 2 Ho, Wo, C) are optional buffers; so is `masks`, a list of bool arrays shaped as
-    pool2_mask_shapes says (masks=True makes new ones). Returns (out, cache); masks=False
-    (evaluation) takes the maxima only and returns cache None.
+    pool2_mask_shapes says (masks=True makes new ones). parity: x is in parity order (see
+    `parity_order`; W even), whose pairs along W are contiguous halves; out is not. Returns
+    (out, cache); masks=False (evaluation) takes the maxima only and returns cache None.
     """
     n, H, W, C = x.shape
     Ho, Wo = H // 2, W // 2
@@ -444,24 +488,25 @@ def maxpool2_nhwc_forward(x, overlap=False, out=None, rows=None, masks=True):
     rows = np.empty((n, 2 * Ho, Wo, C), x.dtype) if rows is None else rows
     out = np.empty((n, Ho, Wo, C), x.dtype) if out is None else out
     if masks is False:
-        _max2_along(x[:, : 2 * Ho], 2, rows, overlap=overlap)
+        _max2_along(x[:, : 2 * Ho], 2, rows, overlap=overlap, parity=parity)
         return _max2_along(rows, 1, out, overlap=overlap), None
     if masks is True:
         masks = [np.empty(s, bool) for s in pool2_mask_shapes(x.shape, overlap)]
     won, prev = masks[:2], masks[2:] if overlap else [None] * 2  # [col, row] each
-    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0], overlap)
+    _max2_along(x[:, : 2 * Ho], 2, rows, won[0], prev[0], overlap, parity)
     _max2_along(rows, 1, out, won[1], prev[1], overlap)
     kinks.note_choice("maxpool", *won, *(prev if overlap else ()))
-    return out, (x.shape, won, prev, rows)
+    return out, (x.shape, won, prev, rows, parity)
 
 
 def maxpool2_nhwc_backward(dout, cache, dx=None):
-    """Routes each window's gradient to its winner. Returns dx (n, H, W, C); the `rows`
-    buffer of the forward pass holds the intermediate gradient."""
-    shape, won, prev, rows = cache
+    """Routes each window's gradient to its winner. Returns dx (n, H, W, C), in parity
+    order when x was; the `rows` buffer of the forward pass holds the intermediate
+    gradient."""
+    shape, won, prev, rows, parity = cache
     drows = _unmax2_along(dout, won[1], 1, rows, prev[1])
     dx = np.empty(shape, dout.dtype) if dx is None else dx
-    _unmax2_along(drows, won[0], 2, dx[:, : rows.shape[1]], prev[0])
+    _unmax2_along(drows, won[0], 2, dx[:, : rows.shape[1]], prev[0], parity)
     if shape[1] % 2:
         dx[:, -1] = 0
     return dx
