@@ -151,7 +151,7 @@ def test_parity_order_lists_each_rows_even_pixels_then_its_odd_ones():
     p = cv.parity_order(x)
     np.testing.assert_array_equal(p[:, :, :3], x[:, :, 0::2])
     np.testing.assert_array_equal(p[:, :, 3:], x[:, :, 1::2])
-    np.testing.assert_array_equal(cv.natural_order(p), x)
+    np.testing.assert_array_equal(cv.parity_order(p, inverse=True), x)
 
 
 @pytest.mark.parametrize("overlap", [False, True])
@@ -172,13 +172,19 @@ def test_stride2_pool_of_a_map_in_parity_order(overlap):
 
 
 @pytest.mark.parametrize("planes", [False, True])
-def test_conv_writing_parity_order_gives_the_same_numbers(planes):
+@pytest.mark.parametrize("case", [(2, 3, 6, 8, 4, 3, 3, 1, 1), (2, 3, 8, 8, 4, 3, 3, 2, 1)])
+def test_conv_writing_parity_order_gives_the_same_numbers(case, planes):
     """A conv asked for parity order (for the 2-wide pool after it) computes the same output,
-    in that order; its backward takes dout in that order and gives the same dx, dW, db."""
-    x, W, b, _, _ = _conv_inputs((2, 3, 6, 8, 4, 3, 3, 1, 1), 11)
+    in that order; its backward takes dout in that order and gives the same dx, dW, db (at
+    stride 2 through col2im)."""
+    x, W, b, stride, pad = _conv_inputs(case, 11)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    forward = ((lambda parity: cv.conv2d_planes_forward(x, W, b, 1, 1, parity=parity)) if planes
-               else lambda parity: cv.conv2d_nhwc_forward(x_nhwc, W, b, 1, 1, parity=parity))
+
+    def forward(parity):
+        if planes:
+            return cv.conv2d_planes_forward(x, W, b, stride, pad, parity=parity)
+        return cv.conv2d_nhwc_forward(x_nhwc, W, b, stride, pad, parity=parity)
+
     (out, cache), (got, got_cache) = forward(False), forward(True)
     np.testing.assert_allclose(got, cv.parity_order(out), rtol=1e-13, atol=1e-13)
     dout = np.random.default_rng(12).standard_normal(out.shape)

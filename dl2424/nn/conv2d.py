@@ -122,22 +122,15 @@ def im2col_nhwc(xp, kh, kw, stride, out=None, parity=False):
     return out
 
 
-def parity_order(x):
-    """x (n, H, W, C) in parity order: each image row as its even pixels, then its odd ones
-    (entry w < W/2 is pixel 2w, entry W/2 + w is pixel 2w + 1). A conv whose output goes to
-    a 2-wide max-pool writes it in this order (its im2col rows so ordered: a view): the
-    pool's pairs along W are then two contiguous halves, not runs of C entries. A copy;
-    natural_order undoes it."""
+def parity_order(x, inverse=False):
+    """A copy of x (n, H, W, C) in parity order: each image row as its even pixels, then its
+    odd ones (entry w < W/2 is pixel 2w, entry W/2 + w is pixel 2w + 1); inverse: back to
+    pixel order. A conv whose output goes to a 2-wide max-pool writes it in this order (its
+    im2col rows so ordered: a view), so that the pool's pairs along W are two contiguous
+    halves, not runs of C entries."""
     n, H, W, C = x.shape
-    return np.ascontiguousarray(x.reshape(n, H, W // 2, 2, C).transpose(0, 1, 3, 2, 4)
-                                ).reshape(x.shape)
-
-
-def natural_order(x):
-    """The inverse of parity_order: a copy of x (n, H, W, C) in pixel order."""
-    n, H, W, C = x.shape
-    return np.ascontiguousarray(x.reshape(n, H, 2, W // 2, C).transpose(0, 1, 3, 2, 4)
-                                ).reshape(x.shape)
+    split = (n, H, 2, W // 2, C) if inverse else (n, H, W // 2, 2, C)
+    return np.ascontiguousarray(x.reshape(split).transpose(0, 1, 3, 2, 4)).reshape(x.shape)
 
 
 def im2col_planes(xp, kh, kw, stride, out=None, parity=False):
@@ -363,7 +356,7 @@ def conv2d_nhwc_input_grad(dout, W, x_shape, stride, pad, dx=None, dpad=None, wo
     if dx is None:
         dx = np.empty(x_shape, dtype=dout.dtype)
     if stride != 1 or pad > min(kh, kw) - 1:
-        dout = natural_order(dout) if parity else dout
+        dout = parity_order(dout, inverse=True) if parity else dout
         dcols = dout.reshape(-1, F) @ filter_rows(W)
         return col2im_nhwc(dcols.reshape(n, Ho, Wo, kh, kw, -1), stride, pad, dx)
     tp, tq = kh - 1 - pad, kw - 1 - pad
