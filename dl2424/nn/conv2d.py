@@ -14,6 +14,8 @@ there every pixel's channels are contiguous, so
   with one strided slice per kernel offset (col2im);
 - the 2x2 stride-2 max-pool is a max of the two halves of a reshape along W, then along H,
   with the winner masks from the same comparisons; its backward writes each half in place.
+  A conv may write its output for such a pool in parity order (`parity_order`), each image
+  row's even pixels first, which makes the two halves along W contiguous.
 
 The image ConvNet runs its 3x3 convolutions with many channels (the UvA network's deep
 layers) by Winograd's algorithm instead (`dl2424.nn.winograd`), where that measures faster.
