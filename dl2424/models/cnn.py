@@ -12,9 +12,9 @@ batchnorm true, pool 3x3 stride 2 padding 1, hidden [] (32 -> 16 -> 8 -> 4 -> 2 
 Each conv is one of three computations of the same function: the first layer through
 im2col from the images' channel planes; layers with at least 128 channels and filters on
 maps of 4x4 or more (UvA's conv 3-6) by Winograd's F(2x2, 3x3) (`winograd.pays`); the
-others through im2col of the NHWC map. An im2col conv followed by a stride-2 max-pool writes
-its output with each image row's even pixels first (`conv2d.parity_order`), so that the
-pool's pairs along W are two contiguous halves.
+others through im2col of the NHWC map. An im2col conv (the first layer's included) followed
+by a stride-2 max-pool writes its output with each image row's even pixels first
+(`conv2d.parity_order`), so that the pool's pairs along W are two contiguous halves.
 
 Params: conv l has filters F<l> (c_out, c_in, 3, 3) (held with c_in innermost in memory, so
 that the products need no layout copies) and bias b<l> (c_out,) (no bias with batch
